@@ -1,0 +1,48 @@
+"""Execute chapters in place so that their committed outputs come from the code as it is now.
+
+    VGGLAB_PROFILE=cpu VGGLAB_CIFAR10=../shared/data/cifar10-jpg.tar.gz python scripts/run_chapters.py [book/NN_*.ipynb ...]
+
+Each notebook runs in its own kernel with book/ as the working directory; the wall time of each is
+printed and written to book/results/chapter_times.json together with the profile, data and device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(paths: list[str]) -> int:
+    notebooks = [Path(p).resolve() for p in paths] or sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    times_file = ROOT / "book" / "results" / "chapter_times.json"
+    times = json.loads(times_file.read_text(encoding="utf-8")) if times_file.exists() else {}
+    import vgglab
+    from vgglab.runtime import device_name, get_profile, versions
+    from vgglab.data import describe_source
+
+    for nb_path in notebooks:
+        nb = nbformat.read(nb_path, as_version=4)
+        client = NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(nb_path.parent)}})
+        t0 = time.perf_counter()
+        client.execute()
+        seconds = time.perf_counter() - t0
+        nbformat.write(nb, nb_path)
+        times[nb_path.name] = {"seconds": round(seconds, 1), "profile": get_profile().name, "data": describe_source(),
+                               "device": device_name(), "versions": versions(),
+                               "date": time.strftime("%Y-%m-%d", time.gmtime())}
+        print(f"{nb_path.name}: {seconds:.0f} s", flush=True)
+    times_file.parent.mkdir(parents=True, exist_ok=True)
+    times_file.write_text(json.dumps(times, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+import os
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from vgglab import plots  # noqa: E402
+from vgglab.data import CLASS_NAMES_KO, synthetic_cifar10  # noqa: E402
+
+
+def test_korean_labels_render_without_missing_glyphs():
+    name = plots.use_korean_font()
+    if name is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Korean font on the CI machine; .ci/run installs Debian's fonts-nanum")
+        pytest.skip("no Korean font installed here (Debian/Ubuntu: apt-get install fonts-nanum)")
+    assert matplotlib.rcParams["axes.unicode_minus"] is False
+    history = {"loss": [2.0, 1.5], "accuracy": [0.2, 0.4], "val_loss": [1.9, 1.7], "val_accuracy": [0.25, 0.35]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing from font" becomes a failure
+        ax = plots.plot_history({"기본 CNN": history}, metric="loss", title="손실 곡선")
+        ax.set_ylim(-1, 3)  # negative tick labels: NanumGothic has no U+2212, so plain hyphens are needed
+        ax.figure.canvas.draw()
+        d = synthetic_cifar10(100, 10)
+        fig = plots.image_grid(d.x_train, d.y_train, CLASS_NAMES_KO, per_class=3)
+        fig.canvas.draw()
+    assert ax.get_xlabel() == "에포크" and ax.get_ylabel() == "손실"
+    plt.close("all")
+
+
+def test_plot_errors_name_the_problem():
+    with pytest.raises(ValueError, match="has no 'top5'"):
+        plots.plot_history({"a": {"loss": [1.0]}}, metric="top5")
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plots.plot_history({})
+    with pytest.raises(ValueError, match="as many labels as values"):
+        plots.bar_compare(["a"], [1, 2], "개수")
+    with pytest.raises(ValueError, match="N labels"):
+        plots.image_grid(np.zeros((3, 32, 32, 3)), [0, 1], CLASS_NAMES_KO)
+    plt.close("all")

@@ -1,0 +1,5 @@
+import sys
+
+from vgglab.cli import main
+
+sys.exit(main())

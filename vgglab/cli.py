@@ -1,0 +1,81 @@
+"""``python -m vgglab``: run, list and info.
+
+Errors print one line and exit with status 2; nothing half-done is written (records and
+checkpoints are written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vgglab", description="vgglab: VGG와 CNN 실험을 실행합니다.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="이름 붙은 실험을 실행합니다")
+    run.add_argument("experiment", help="실험 이름 (python -m vgglab list 참고)")
+    run.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
+                     help="실행 규모 (기본: VGGLAB_PROFILE, 없으면 GPU가 있으면 gpu, 아니면 cpu)")
+    run.add_argument("--epochs", type=int, default=None, help="에포크 수 (기본: 실험과 프로파일이 정함)")
+    run.add_argument("--seed", type=int, default=0, help="난수 시드 (기본 0)")
+    run.add_argument("--out", default=None, help="체크포인트와 result.json을 쓸 폴더")
+    run.add_argument("--resume", action="store_true", help="--out 폴더의 체크포인트에서 이어서 학습")
+    run.add_argument("--data", default=None, help="CIFAR-10 경로 (기본: VGGLAB_CIFAR10, 없으면 공식 다운로드)")
+    sub.add_parser("list", help="실험과 프로파일 목록")
+    sub.add_parser("info", help="버전, 백엔드, 장치, 데이터")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return _dispatch(args)
+    except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
+        print(f"vgglab: 오류: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vgglab: 중단되었습니다. 마지막으로 끝난 에포크의 체크포인트는 남아 있습니다 (--resume).", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from vgglab import experiments, runtime
+    from vgglab.data import describe_source
+
+    if args.command == "list":
+        print("실험:")
+        for e in experiments.EXPERIMENTS.values():
+            eps = ", ".join(f"{k} {v}" for k, v in e.epochs.items())
+            print(f"  {e.name:<12} {e.title} (에포크: {eps}; 레시피 {e.recipe.name})")
+        print("프로파일:")
+        for p in runtime.PROFILES.values():
+            print(f"  {p.name:<6} 학습 {p.train_size or '전체'} · 검증 {p.val_size} · 테스트 {p.test_size or '전체'}"
+                  f" · 폭 x{p.width} · 배치 {p.batch_size} · {p.description}")
+        return 0
+    if args.command == "info":
+        for k, v in runtime.versions().items():
+            print(f"{k:<10} {v}")
+        import keras
+
+        print(f"{'backend':<10} {keras.backend.backend()}")
+        print(f"{'device':<10} {runtime.device_name()}")
+        print(f"{'profile':<10} {runtime.get_profile().name}")
+        print(f"{'data':<10} {describe_source()}")
+        return 0
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out DIR (the folder that holds the checkpoint)")
+    if args.data not in (None, "synthetic") and not os.path.exists(args.data):
+        raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
+    experiments.get_experiment(args.experiment)  # fail fast, before loading data
+    record = experiments.run_experiment(args.experiment, profile=args.profile, epochs=args.epochs, seed=args.seed,
+                                        out=args.out, resume=args.resume, source=args.data, progress_every=30.0,
+                                        log=lambda s: print(s, flush=True))
+    where = f" → {os.path.join(args.out, 'result.json')}" if args.out else ""
+    print(f"완료: {record['experiment']} · 테스트 정확도 {record['test_accuracy']:.2%} · "
+          f"{record['train_images_per_second']:,.0f} img/s · {record['wall_seconds']:.0f}초{where}")
+    return 0

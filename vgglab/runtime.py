@@ -1,0 +1,176 @@
+"""Run profiles, seeds, and what machine, backend and versions are in use.
+
+A profile sets how much data a run sees and how wide the networks are, so that one chapter can
+run in seconds on CI (``smoke``), in minutes on two CPU cores (``cpu``) or in full on a GPU (``gpu``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is. Experiments may scale epochs per profile; the sizes here are shared."""
+
+    name: str
+    train_size: int | None  # None: every training image left after the validation split
+    val_size: int
+    test_size: int | None  # None: the whole test set
+    width: float  # width multiplier for VGG-style networks
+    batch_size: int
+    allow_synthetic: bool  # may fall back to synthetic data when no CIFAR-10 can be reached
+    description: str
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", 1_000, 200, 1_000, 0.125, 64, True, "몇 초: CI와 빠른 점검용"),
+    "cpu": Profile("cpu", 10_000, 1_000, None, 0.25, 128, False, "몇 분: CPU 2코어에서 효과를 보기 위한 축소판"),
+    "gpu": Profile("gpu", None, 5_000, None, 1.0, 128, False, "전체 데이터와 전체 폭: GPU용"),
+}
+
+
+def gpu_visible() -> bool:
+    """True when the active Keras backend sees a GPU."""
+    backend = _backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception:  # a broken driver means no usable GPU, not a crash
+        return False
+    return False
+
+
+def get_profile(profile: str | Profile | None = None) -> Profile:
+    """The profile named by the argument, else by ``VGGLAB_PROFILE``, else ``gpu`` or ``cpu``."""
+    if isinstance(profile, Profile):
+        return profile
+    if profile is not None and not isinstance(profile, str):
+        raise TypeError(f"profile must be a name such as 'cpu', not {type(profile).__name__} {profile!r}")
+    name = profile or os.environ.get("VGGLAB_PROFILE") or ("gpu" if gpu_visible() else "cpu")
+    if name not in PROFILES:
+        source = "VGGLAB_PROFILE" if profile is None else "profile"
+        raise ValueError(f"unknown {source} {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def device_name() -> str:
+    """A human-readable name of the device the backend computes on."""
+    backend = _backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        elif backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            if dev.platform != "cpu":
+                return f"{dev.device_kind} x{jax.device_count()}"
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    return f"CPU ({_cpu_model()}, {os.cpu_count()} cores)"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a result."""
+    import keras
+
+    import vgglab
+
+    out = {"python": platform.python_version(), "vgglab": vgglab.__version__, "keras": keras.__version__,
+           "numpy": np.__version__}
+    backend = _backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if module:
+        out[module] = sys.modules[module].__version__ if module in sys.modules else __import__(module).__version__
+    return out
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    if _backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # older TF, or already set
+            pass
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+@dataclass(frozen=True)
+class Session:
+    profile: Profile
+    seed: int
+    data: str
+    backend: str
+    device: str
+
+    def line(self) -> str:
+        return (f"vgglab {versions()['vgglab']} | 프로파일 {self.profile.name} | 데이터 {self.data} | "
+                f"백엔드 {self.backend} | 장치 {self.device} | 시드 {self.seed}")
+
+
+def setup(profile: str | Profile | None = None, seed: int = 0, *, font: bool = True, quiet: bool = False) -> Session:
+    """Prepare a chapter: seeds, Korean plot font, profile; print one line saying what is in use."""
+    from vgglab.data import describe_source
+
+    prof = get_profile(profile)
+    set_seed(seed)
+    if font:
+        from vgglab.plots import use_korean_font
+
+        use_korean_font()
+    session = Session(prof, int(seed), describe_source(), _backend(), device_name())
+    if not quiet:
+        print(session.line())
+    return session
