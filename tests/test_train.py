@@ -164,3 +164,12 @@ def test_run_experiment_writes_a_complete_record(tmp_path):
     with pytest.raises(ValueError, match="different settings.*epochs: 1 vs 2"):
         run_experiment("basic-cnn", profile="smoke", epochs=2, out=tmp_path / "run", data=d, resume=True,
                        log=lambda s: None)
+
+
+def test_paper_recipe_uses_its_own_batch_size():
+    from vgglab.experiments import EXPERIMENTS, batch_size
+
+    assert batch_size(EXPERIMENTS["vgg16-paper"], PROFILES["cpu"]) == 256  # the paper's batch
+    assert batch_size(EXPERIMENTS["vgg16"], PROFILES["cpu"]) == PROFILES["cpu"].batch_size
+    paper = T.RECIPES["paper"]
+    assert (paper.momentum, paper.weight_decay, paper.lr, paper.schedule) == (0.9, 5e-4, 1e-2, "plateau")

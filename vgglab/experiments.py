@@ -48,16 +48,28 @@ def _vgg16(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
                dropout=0.5, initializer="he_normal", augmentation=T.augmentation_layers(recipe, seed), name="vgg16_bn")
 
 
+def _vgg16_paper(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return vgg("D", input_shape=(32, 32, 3), num_classes=10, width=profile.width, head="paper", dropout=0.5,
+               initializer="glorot_uniform", name="vgg16")
+
+
 def _basic(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
     return basic_cnn(augmentation=T.augmentation_layers(recipe, seed))
 
 
 EXPERIMENTS: dict[str, Experiment] = {
     "vgg16": Experiment("vgg16", "VGG-16 + 배치 정규화, CIFAR-10용 (현대적 레시피)", _vgg16, T.RECIPES["modern"],
-                        {"smoke": 1, "cpu": 4, "gpu": 60}),
+                        {"smoke": 3, "cpu": 4, "gpu": 60}),
+    "vgg16-paper": Experiment("vgg16-paper", "VGG-16 (배치 정규화 없음), 논문의 학습 레시피를 CIFAR-10에", _vgg16_paper,
+                              T.RECIPES["paper"], {"smoke": 1, "cpu": 4, "gpu": 74}),
     "basic-cnn": Experiment("basic-cnn", "기본 CNN: 합성곱 2층 + 완전 연결 384, 시그모이드", _basic, T.RECIPES["adam"],
                             {"smoke": 4, "cpu": 6, "gpu": 30}, {"smoke": 3_000}),
 }
+
+
+def batch_size(exp: Experiment, profile: Profile) -> int:
+    """The recipe's batch size where it names one (the paper's 256), else the profile's."""
+    return exp.recipe.batch_size or profile.batch_size
 
 
 def get_experiment(name: str) -> Experiment:
@@ -121,7 +133,7 @@ def prepare(data: D.CIFAR10Data, profile: Profile, *, normalization: str = "minu
 def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, dataset: str, source: str) -> dict:
     """Everything that decides a run, as JSON would hold it; a resume must match it exactly."""
     return json.loads(json.dumps({"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
-            "batch_size": profile.batch_size, "width": profile.width,
+            "batch_size": batch_size(exp, profile), "width": profile.width,
             "train_size": exp.train_size.get(profile.name, profile.train_size), "val_size": profile.val_size,
             "test_size": profile.test_size, "recipe": asdict(exp.recipe), "dataset": dataset,
             "source_sha256": _source_id(source), "backend": keras.backend.backend()}))
@@ -186,7 +198,7 @@ def run_experiment(name: str, *, profile: str | Profile | None = None, epochs: i
     log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
         f" · 검증 {len(splits.y_val):,}장 · 테스트 {len(splits.y_test):,}장 · 파라미터 {model.count_params():,}개")
     fit = T.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
-                epochs=int(epochs), batch_size=prof.batch_size, seed=seed, checkpoint=ckpt, resume=resume,
+                epochs=int(epochs), batch_size=batch_size(exp, prof), seed=seed, checkpoint=ckpt, resume=resume,
                 progress_every=progress_every, log=log)
     test = T.evaluate(model, splits.x_test, splits.y_test)
     log(f"테스트 정확도 {test['test_accuracy']:.1%} ({data.name}, 테스트 {len(splits.y_test):,}장)")

@@ -38,14 +38,15 @@ class Recipe:
     normalization: str = "minus_one_one"
     plateau_patience: int = 2
     plateau_max_drops: int = 3
+    batch_size: int | None = None  # None: the profile's batch size
     notes: str = ""
 
 
 RECIPES: dict[str, Recipe] = {
     # Simonyan & Zisserman (2015), section 3.1: batch 256, momentum 0.9, weight decay 5e-4, dropout 0.5
     # in the model, lr 1e-2 divided by 10 when validation accuracy stops improving (three times).
-    "paper": Recipe("paper", "sgd", 1e-2, momentum=0.9, weight_decay=5e-4, schedule="plateau",
-                    notes="VGG 논문의 SGD: 모멘텀 0.9, 가중치 감쇠 5e-4, 학습률 1e-2를 정체 때마다 1/10"),
+    "paper": Recipe("paper", "sgd", 1e-2, momentum=0.9, weight_decay=5e-4, schedule="plateau", batch_size=256,
+                    notes="VGG 논문의 SGD: 배치 256, 모멘텀 0.9, 가중치 감쇠 5e-4, 학습률 1e-2를 정체 때마다 1/10"),
     # A modern CIFAR recipe: Nesterov SGD, a one-cycle schedule, label smoothing, flip + translate.
     "modern": Recipe("modern", "sgd", 0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
                      label_smoothing=0.1, augment=("flip", "translate"),
