@@ -154,6 +154,8 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
     except OSError as e:
         raise ValueError(f"output directory {str(out)!r} is not writable: {e.strerror or e}") from None
     run_file, result_file, ckpt = out / "run.json", out / "result.json", out / "checkpoint.npz"
+    for stale in out.glob(".*.tmp"):  # left by a run killed in the middle of an atomic write
+        stale.unlink(missing_ok=True)
     if run_file.exists():
         try:
             old = json.loads(run_file.read_text(encoding="utf-8"))
