@@ -4,8 +4,7 @@ import os
 
 # Chapters run in the quick profile under pytest unless the caller asks for another (VGGLAB_PROFILE=cpu pytest).
 os.environ.setdefault("VGGLAB_PROFILE", "smoke")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ INFO and WARNING lines
 
 try:
     from nbval.plugin import IPyNbCell

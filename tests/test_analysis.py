@@ -43,3 +43,12 @@ def test_vgg16_breakdown_and_flops():
 def test_analysis_rejects_non_models():
     with pytest.raises(TypeError, match="Keras model"):
         A.flops("vgg16")
+
+
+def test_block_summary_groups_vgg16():
+    m = vgg("D")
+    blocks = A.block_summary(m)
+    assert [b["name"] for b in blocks] == ["block1", "block2", "block3", "block4", "block5", "fc1", "fc2", "predictions"]
+    assert sum(b["params"] for b in blocks) == m.count_params()
+    assert sum(b["flops"] for b in blocks) == A.flops(m)
+    assert blocks[4]["params"] == 3 * (9 * 512 * 512 + 512) and blocks[5]["params"] == 102_764_544

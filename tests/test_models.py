@@ -102,3 +102,17 @@ def test_config_table_is_the_paper_table():
     assert rows[1] == ["", "LRN", "conv3-64", "conv3-64", "conv3-64", "conv3-64"]
     assert ["", "", "", "conv1-256", "conv3-256", "conv3-256"] in rows
     assert sum(r == ["maxpool"] * 6 for r in rows) == 5
+
+
+def test_conv_stack_counts_and_checks():
+    from vgglab.models import conv_stack
+
+    three = conv_stack([3, 3, 3], 16, size=8, use_bias=False)
+    assert [layer.name for layer in three.layers[1:]] == ["conv1", "conv2", "conv3"]
+    assert three.count_params() == 27 * 16 * 16 and tuple(three.output.shape[1:]) == (8, 8, 16)
+    one = conv_stack([7], 16, size=8, in_channels=3)
+    assert one.count_params() == 7 * 7 * 3 * 16 + 16
+    with pytest.raises(ValueError, match="kernels"):
+        conv_stack([], 16)
+    with pytest.raises(ValueError, match="channels"):
+        conv_stack([3], 0)

@@ -42,3 +42,12 @@ def test_plot_errors_name_the_problem():
     with pytest.raises(ValueError, match="N labels"):
         plots.image_grid(np.zeros((3, 32, 32, 3)), [0, 1], CLASS_NAMES_KO)
     plt.close("all")
+
+
+def test_history_ticks_are_whole_epochs():
+    history = {"loss": [2.0, 1.7, 1.5, 1.4], "val_loss": [1.9, 1.8, 1.6, 1.6]}
+    ax = plots.plot_history({"a": history}, metric="loss")
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close("all")

@@ -125,3 +125,16 @@ def _input_gradient(model, x) -> np.ndarray:
     xt = torch.tensor(x, requires_grad=True)
     centre(model(xt)).backward()
     return xt.grad.numpy()
+
+
+def block_summary(model) -> list[dict]:
+    """Parameters and forward FLOPs per block, in order: layers are grouped by the part of their name
+    before the first underscore (``block1_conv2`` -> ``block1``, ``fc1_dropout`` -> ``fc1``).
+    Groups with neither parameters nor FLOPs (``flatten``) are left out."""
+    groups: dict[str, dict] = {}
+    for row in layer_table(model):
+        key = row["name"].split("_")[0]
+        g = groups.setdefault(key, {"name": key, "params": 0, "flops": 0})
+        g["params"] += row["params"]
+        g["flops"] += row["flops"]
+    return [g for g in groups.values() if g["params"] or g["flops"]]

@@ -207,3 +207,24 @@ def config_table(configs=("A", "A-LRN", "B", "C", "D", "E")) -> list[list[str]]:
             rows.append([c[s][r] if r < len(c[s]) else "" for c in columns])
         rows.append(["maxpool"] * len(columns))
     return rows
+
+
+def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | None = None, use_bias: bool = True,
+               activation=None, name: str = "conv_stack") -> keras.Model:
+    """A plain stack of stride-1 "same" convolutions, one per kernel size in ``kernels`` (e.g. ``[3, 3, 3]``).
+
+    For comparing stacks of small filters with one large filter: parameters, FLOPs and receptive fields.
+    Layers are named ``conv1``, ``conv2``, ...; the input is ``size x size x in_channels`` (default ``channels``).
+    """
+    kernels = list(kernels)
+    if not kernels or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in kernels):
+        raise ValueError(f"kernels must be a non-empty list of positive integers, not {kernels!r}")
+    for label, v in (("channels", channels), ("size", size), ("in_channels", in_channels or channels)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, not {v!r}")
+    act = _get("activation", keras.activations.get, activation)
+    inputs = keras.Input(shape=(size, size, in_channels or channels), name="input")
+    x = inputs
+    for i, k in enumerate(kernels, start=1):
+        x = layers.Conv2D(channels, k, padding="same", use_bias=use_bias, activation=act, name=f"conv{i}")(x)
+    return keras.Model(inputs, x, name=name)

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic", "AppleGothic")
@@ -67,6 +68,7 @@ def plot_history(histories: dict, metric: str = "accuracy", ax=None, title: str 
         if h.get(f"val_{metric}"):
             ax.plot(epochs, h[f"val_{metric}"], color=colour, linestyle="--", label=f"{label} (검증)")
     ax.set_xlabel("에포크")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no ticks at epoch 1.5
     ax.set_ylabel(names.get(metric, metric))
     if title:
         ax.set_title(title)
