@@ -173,3 +173,21 @@ def test_paper_recipe_uses_its_own_batch_size():
     assert batch_size(EXPERIMENTS["vgg16"], PROFILES["cpu"]) == PROFILES["cpu"].batch_size
     paper = T.RECIPES["paper"]
     assert (paper.momentum, paper.weight_decay, paper.lr, paper.schedule) == (0.9, 5e-4, 1e-2, "plateau")
+
+
+def test_variant_changes_one_thing_and_runs_without_registration():
+    from vgglab.experiments import EXPERIMENTS, get_experiment
+
+    base = EXPERIMENTS["basic-cnn"]
+    relu = base.variant("basic-relu", build=lambda prof, recipe, seed: vgg(
+        [8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10, head="small", head_units=16), lr=1e-2)
+    assert relu.recipe.lr == 1e-2 and relu.recipe.optimizer == base.recipe.optimizer and base.recipe.lr == 1e-3
+    assert relu.epochs == base.epochs and "basic-relu" not in EXPERIMENTS and get_experiment(relu) is relu
+    record = run_experiment(relu, profile="smoke", epochs=1, data=D.synthetic_cifar10(1_300, 300), log=lambda s: None)
+    assert record["experiment"] == "basic-relu" and record["config"]["recipe"]["lr"] == 1e-2
+    with pytest.raises(ValueError, match="unknown experiment field 'epoch'"):
+        base.variant("x", epoch=3)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgdd'"):
+        base.variant("x", optimizer="sgdd")
+    with pytest.raises(ValueError, match="no epochs for profile 'gpu'"):
+        base.variant("x", epochs={"smoke": 1}).epochs_for(PROFILES["gpu"])

@@ -40,7 +40,25 @@ class Experiment:
     train_size: dict = field(default_factory=dict)  # profile name -> override of the profile's train_size
 
     def epochs_for(self, profile: Profile) -> int:
+        if profile.name not in self.epochs:
+            raise ValueError(f"experiment {self.name!r} has no epochs for profile {profile.name!r}; "
+                             f"it has {', '.join(self.epochs)}")
         return self.epochs[profile.name]
+
+    def variant(self, name: str, title: str | None = None, **changes) -> "Experiment":
+        """This experiment with a new name and some fields changed (``build``, ``recipe``, ``epochs``, ...).
+
+        A recipe field can be changed directly too: ``exp.variant("x", lr=1e-4)`` replaces the recipe's ``lr``.
+        """
+        recipe_fields = {k: changes.pop(k) for k in list(changes) if k in T.Recipe.__dataclass_fields__}
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown experiment field {unknown[0]!r}; change one of "
+                             f"{', '.join([*self.__dataclass_fields__, *T.Recipe.__dataclass_fields__])}")
+        recipe = changes.pop("recipe", self.recipe)
+        if recipe_fields:
+            recipe = replace(recipe, **recipe_fields)
+        return replace(self, name=name, title=title or self.title, recipe=T.check_recipe(recipe), **changes)
 
 
 def _vgg16(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
@@ -72,7 +90,10 @@ def batch_size(exp: Experiment, profile: Profile) -> int:
     return exp.recipe.batch_size or profile.batch_size
 
 
-def get_experiment(name: str) -> Experiment:
+def get_experiment(name: "str | Experiment") -> Experiment:
+    """A registered experiment by name; an ``Experiment`` (say, a chapter's variant) is returned as it is."""
+    if isinstance(name, Experiment):
+        return name
     if not isinstance(name, str) or name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
@@ -175,10 +196,10 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
     return ckpt, None
 
 
-def run_experiment(name: str, *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
+def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
                    progress_every: float | None = None, log=print) -> dict:
-    """Run a named experiment and return its record (see ``RESULT_KEYS``)."""
+    """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``)."""
     exp = get_experiment(name)
     prof = get_profile(profile)
     if epochs is None:
