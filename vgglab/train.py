@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -148,10 +149,31 @@ def _atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _injected_fault(path, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_WRITES: dict[str, int] = {}
+
+
+def _injected_fault(path: Path, tmp: str) -> None:
+    """Fault injection for the kill tests. ``VGGLAB_FAULT=NAME:N:half`` kills this process with SIGKILL during its
+    N-th atomic write of a file named NAME, with the temporary file cut to half its size (a write torn by the
+    kill); ``NAME:N:whole`` kills it after the temporary file is complete, before the rename."""
+    spec = os.environ.get("VGGLAB_FAULT")
+    if not spec:
+        return
+    name, n, how = spec.split(":")
+    if path.name != name:
+        return
+    _WRITES[name] = _WRITES.get(name, 0) + 1
+    if _WRITES[name] == int(n):
+        if how == "half":
+            os.truncate(tmp, os.path.getsize(tmp) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
