@@ -184,11 +184,11 @@ def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sig
     for layer in augmentation or []:
         x = layer(x)
     for i, f in enumerate(filters, start=1):
-        x = layers.Conv2D(f, 5, padding="same", activation=act, kernel_initializer=init, name=f"block{i}_conv1")(x)
+        x = layers.Conv2D(f, 5, padding="same", activation=act, kernel_initializer=_fresh(init), name=f"block{i}_conv1")(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{i}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(fc_units, activation=act, kernel_initializer=init, name="fc1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init, name="predictions")(x)
+    x = layers.Dense(fc_units, activation=act, kernel_initializer=_fresh(init), name="fc1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
