@@ -447,11 +447,3 @@ def augment_images(x, augment, seed: int = 0) -> np.ndarray:
     for layer in augmentation_layers(recipe, seed):
         x = keras.ops.convert_to_numpy(layer(x, training=True))
     return x
-
-
-def _jit_compile():
-    """XLA for TensorFlow only where a GPU is visible. On CPU, XLA adds 10-30 s of compiling per model (train,
-    evaluate and predict each) and trained no faster on two cores; JAX needs jit, torch resolves "auto" itself."""
-    from vgglab.runtime import gpu_visible
-
-    return False if keras.backend.backend() == "tensorflow" and not gpu_visible() else "auto"
