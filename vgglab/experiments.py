@@ -555,9 +555,11 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
         else:
             splits = experiment_splits(step.ensemble_of, prof, data, seeds[0])
             ensemble = T.ensemble_scores(probs[step.ensemble_of], splits.y_test)
-            ensemble.update({"experiment": step.name, "test_accuracy": ensemble["ensemble_accuracy"], "ensemble_of": step.ensemble_of, "seeds": list(seeds),
-                             "profile": prof.name, "dataset": data.name, "test_images": len(splits.y_test),
-                             "ladder_step": step.number, "versions": versions()})
+            ensemble.update({"experiment": step.name, "test_accuracy": ensemble["ensemble_accuracy"],
+                             "ensemble_of": step.ensemble_of, "seeds": list(seeds),
+                             "profile": prof.name, "dataset": data.name, "data_source": data.source,
+                             "backend": keras.backend.backend(), "device": device_name(),
+                             "test_images": len(splits.y_test), "ladder_step": step.number, "versions": versions()})
             log(f"── 사다리 {step.number}단계 ({step.label}): 시드 {len(seeds)}개 모델의 앙상블 "
                 f"{ensemble['ensemble_accuracy']:.1%} (모델 평균 {ensemble['mean_member_accuracy']:.1%})")
             rows.append({**_ladder_row(step, [ensemble["ensemble_accuracy"]], 0.0), "std": None,
