@@ -138,3 +138,34 @@ def block_summary(model) -> list[dict]:
         g["params"] += row["params"]
         g["flops"] += row["flops"]
     return [g for g in groups.values() if g["params"] or g["flops"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Weight statistics (chapter 11: what L1 and L2 penalties do to the weights)
+
+
+def kernel_weights(model, names=None) -> np.ndarray:
+    """The kernels of the model's Conv2D and Dense layers (or of the layers ``names``) as one flat array.
+
+    Biases and batch-normalisation parameters are left out: the book's L1 and L2 penalties act on kernels only.
+    """
+    chosen = [layer for layer in _check_model(model).layers if isinstance(layer, _CONV + _FC)]
+    if names is not None:
+        names = [names] if isinstance(names, str) else list(names)
+        known = {layer.name for layer in chosen}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"no Conv2D or Dense layer named {missing[0]!r}; the model has {', '.join(sorted(known))}")
+        chosen = [layer for layer in chosen if layer.name in names]
+    if not chosen:
+        raise ValueError("the model has no Conv2D or Dense layers")
+    return np.concatenate([np.ravel(keras.ops.convert_to_numpy(layer.kernel)) for layer in chosen])
+
+
+def weight_summary(model, names=None, tol: float = 1e-3) -> dict:
+    """Count, L1 and L2 norms, mean |w| and the share of weights with |w| < ``tol`` (``near_zero``)."""
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, not {tol!r}")
+    w = kernel_weights(model, names).astype(np.float64)
+    return {"count": int(w.size), "l1_norm": float(np.abs(w).sum()), "l2_norm": float(np.sqrt((w**2).sum())),
+            "mean_abs": float(np.abs(w).mean()), "near_zero": float((np.abs(w) < tol).mean())}

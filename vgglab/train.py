@@ -35,7 +35,7 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: str = "constant"  # "constant" | "plateau" | "onecycle"
     label_smoothing: float = 0.0
-    augment: tuple[str, ...] = ()  # "flip", "translate"
+    augment: tuple[str, ...] = ()  # "flip", "translate", "cutout"
     normalization: str = "minus_one_one"
     plateau_patience: int = 2
     plateau_max_drops: int = 3
@@ -56,7 +56,7 @@ RECIPES: dict[str, Recipe] = {
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "onecycle")
-AUGMENTATIONS = ("flip", "translate")
+AUGMENTATIONS = ("flip", "translate", "cutout")
 
 
 def check_recipe(recipe: Recipe) -> Recipe:
@@ -84,6 +84,8 @@ def augmentation_layers(recipe: Recipe, seed: int = 0) -> list:
     if "translate" in recipe.augment:  # up to 4 px each way, like padding by 4 and cropping 32x32
         out.append(layers.RandomTranslation(0.125, 0.125, fill_mode="constant", interpolation="nearest",
                                             seed=seed + 1, name="augment_translate"))
+    if "cutout" in recipe.augment:  # one CUTOUT_SIZE x CUTOUT_SIZE square per image set to 0 (Cutout, below)
+        out.append(Cutout(CUTOUT_SIZE, seed=seed + 2, name="augment_cutout"))
     return out
 
 
@@ -340,3 +342,130 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256) -> dict:
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (y, pred), 1)
     return {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Cutout and ensembles (chapters 11 and 12)
+
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+
+CUTOUT_SIZE = 16  # DeVries & Taylor (2017) found 16 x 16 best on CIFAR-10 (8 x 8 on CIFAR-100)
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class Cutout(layers.Layer):
+    """Cutout (DeVries & Taylor, 2017): in training, set one ``size`` x ``size`` square of every image to 0.
+
+    The square's centre is drawn uniformly over the image, so near a border only part of the square
+    lies inside it, as in the paper. After ``minus_one_one`` or ``standardize`` normalisation 0 is a
+    mid grey or the mean colour. At inference (``training=False``) the layer returns its input unchanged.
+    """
+
+    def __init__(self, size: int = CUTOUT_SIZE, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"cutout size must be a positive integer, not {size!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"cutout seed must be a non-negative integer or None, not {seed!r}")
+        self.size, self.seed = int(size), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        shape = ops.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        cy = keras.random.randint((n, 1, 1), 0, h, seed=self.seed_generator)
+        cx = keras.random.randint((n, 1, 1), 0, w, seed=self.seed_generator)
+        top, left = cy - self.size // 2, cx - self.size // 2
+        rows = ops.expand_dims(ops.expand_dims(ops.arange(h), 0), -1)  # (1, h, 1)
+        cols = ops.expand_dims(ops.expand_dims(ops.arange(w), 0), 0)  # (1, 1, w)
+        inside = ops.logical_and(ops.logical_and(rows >= top, rows < top + self.size),
+                                 ops.logical_and(cols >= left, cols < left + self.size))
+        keep = ops.cast(ops.logical_not(inside), x.dtype)
+        return x * ops.expand_dims(keep, -1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
+def ensemble_predict(models, x, batch_size: int = 256) -> np.ndarray:
+    """The ensemble's class probabilities: the mean of its members' softmax outputs on ``x``."""
+    return _member_probs(models, x, batch_size)[0].mean(axis=0)
+
+
+@contextlib.contextmanager
+def no_retracing_warnings():
+    """Keep TensorFlow's "triggered tf.function retracing" warning out of the output while many models run.
+
+    Each new model traces its own functions, so the warning is expected; only the ``logging`` module is touched.
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
+
+
+def _member_probs(models, x, batch_size: int) -> tuple[np.ndarray, list[float]]:
+    models = list(models) if not isinstance(models, keras.Model) else [models]
+    if not models or not all(isinstance(m, keras.Model) for m in models):
+        raise ValueError(f"an ensemble needs a non-empty list of Keras models, got {models!r}")
+    shapes = {tuple(m.output_shape) for m in models}
+    if len(shapes) != 1:
+        raise ValueError(f"the members' outputs differ in shape: {sorted(map(str, shapes))}")
+    probs, seconds = [], []
+    for m in models:
+        t0 = time.perf_counter()
+        with no_retracing_warnings():
+            probs.append(np.asarray(m.predict(x, batch_size=batch_size, verbose=0), np.float64))
+        seconds.append(time.perf_counter() - t0)
+    return np.stack(probs), seconds
+
+
+def evaluate_ensemble(models, x, y, batch_size: int = 256) -> dict:
+    """Accuracy of the averaged softmax, and of every member on the same images.
+
+    Returns ``ensemble_accuracy``, ``ensemble_loss`` (cross-entropy of the averaged probabilities),
+    ``member_accuracies``, ``mean_member_accuracy``, ``best_member_accuracy`` and ``predict_seconds``
+    (each member's inference time on ``x``; the ensemble costs their sum).
+    """
+    probs, seconds = _member_probs(models, x, batch_size)
+    return {**ensemble_scores(probs, y), "predict_seconds": seconds}
+
+
+def ensemble_scores(member_probs, y) -> dict:
+    """The scores of ``evaluate_ensemble`` from the members' class probabilities, shape (members, images, classes)."""
+    probs = np.asarray(member_probs, np.float64)
+    y = np.asarray(y)
+    if probs.ndim != 3 or len(probs) == 0:
+        raise ValueError(f"member_probs must have shape (members, images, classes), not {probs.shape}")
+    if probs.shape[1] != len(y):
+        raise ValueError(f"the members scored {probs.shape[1]} images but y has {len(y)} labels")
+    mean = probs.mean(axis=0)
+    members = [float((p.argmax(-1) == y).mean()) for p in probs]
+    loss = float(-np.mean(np.log(np.clip(mean[np.arange(len(y)), y], 1e-7, 1.0))))
+    return {"ensemble_accuracy": float((mean.argmax(-1) == y).mean()), "ensemble_loss": loss,
+            "member_accuracies": members, "mean_member_accuracy": float(np.mean(members)),
+            "best_member_accuracy": float(max(members)), "members": len(members)}
+
+
+def augment_images(x, augment, seed: int = 0) -> np.ndarray:
+    """Apply ``augment`` (names from ``AUGMENTATIONS``, in that order) to float images, as in training.
+
+    For looking at augmentation: each call with the same ``seed`` gives the same result.
+    """
+    augment = (augment,) if isinstance(augment, str) else tuple(augment)
+    recipe = check_recipe(Recipe("augment", "sgd", 0.1, augment=augment))
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C), not {x.shape}")
+    for layer in augmentation_layers(recipe, seed):
+        x = keras.ops.convert_to_numpy(layer(x, training=True))
+    return x
