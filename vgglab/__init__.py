@@ -38,3 +38,18 @@ __all__ = [
     "setup",
     "vgg",
 ]
+
+
+def _quiet_tensorflow() -> None:
+    """Silence TensorFlow's Python-side warnings too (tf.function retracing when a chapter trains several
+    models in a row). In Jupyter, TensorFlow sets its logger to INFO when it is first asked for it, so this
+    asks for it first and then raises the level; errors still raise."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+
+
+_quiet_tensorflow()

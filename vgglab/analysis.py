@@ -169,3 +169,124 @@ def weight_summary(model, names=None, tol: float = 1e-3) -> dict:
     w = kernel_weights(model, names).astype(np.float64)
     return {"count": int(w.size), "l1_norm": float(np.abs(w).sum()), "l2_norm": float(np.sqrt((w**2).sum())),
             "mean_abs": float(np.abs(w).mean()), "near_zero": float((np.abs(w) < tol).mean())}
+
+
+# ----------------------------------------------------------------------------------------------
+# Input-gradient maps, the effective receptive field, and counting nonlinearities (chapter 03)
+
+GRADIENT_POWERS = (1, 2)
+
+
+def input_gradient_map(model, x=None, *, samples: int = 8, seed: int = 0, power: int = 1) -> np.ndarray:
+    """How strongly each input pixel moves the centre output pixel, as an ``(H, W)`` array.
+
+    The gradient of the sum of the centre output pixel's channels with respect to the input is taken
+    for the batch ``x`` (or for ``samples`` inputs drawn from N(0, 1) with ``seed``); its absolute
+    value raised to ``power`` (1: magnitude, 2: energy) is summed over the input channels and
+    averaged over the batch. Its nonzero entries span the receptive field; how unevenly the weight is
+    spread inside it is the effective receptive field (Luo et al., 2016). Works on every backend.
+    """
+    model = _check_model(model)
+    in_shape, out_shape = tuple(model.input.shape[1:]), tuple(model.output.shape[1:])
+    if len(in_shape) != 3 or len(out_shape) != 3:
+        raise ValueError(f"need a model with image input and output (H, W, C), got input {in_shape} "
+                         f"and output {out_shape}")
+    if isinstance(power, bool) or power not in GRADIENT_POWERS:
+        raise ValueError(f"power must be one of {GRADIENT_POWERS}, not {power!r}")
+    if x is None:
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, not {samples!r}")
+        x = np.random.default_rng(seed).normal(size=(int(samples), *in_shape))
+    x = np.asarray(x, dtype="float32")
+    if x.ndim != 4 or x.shape[1:] != in_shape or len(x) == 0:
+        raise ValueError(f"x must be a non-empty batch of shape (N, {', '.join(map(str, in_shape))}), "
+                         f"not {x.shape}")
+    # Samples do not interact in inference mode, so one backward pass over the batch's summed centre
+    # pixels gives every sample's own gradient.
+    grad = np.asarray(_input_gradient(model, x), dtype="float64")
+    return (np.abs(grad) ** power).sum(-1).mean(0)
+
+
+def gradient_mass_fraction(grad_map, size: int) -> float:
+    """The share of a gradient map's total that lies in the central ``size x size`` square.
+
+    The square is centred on pixel ``(H // 2, W // 2)``, the input pixel under the centre output pixel
+    of a stack of stride-1 ``"same"`` convolutions.
+    """
+    g = np.asarray(grad_map, dtype="float64")
+    if g.ndim != 2:
+        raise ValueError(f"grad_map must be a 2-D (H, W) array, not shape {g.shape}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0 \
+            or size > min(g.shape):
+        raise ValueError(f"size must be an odd integer from 1 to {min(g.shape)}, not {size!r}")
+    if not np.all(np.isfinite(g)) or np.any(g < 0) or g.sum() <= 0:
+        raise ValueError("grad_map must be finite, non-negative and not all zero")
+    h, w, r = g.shape[0] // 2, g.shape[1] // 2, size // 2
+    return float(g[h - r:h + r + 1, w - r:w + r + 1].sum() / g.sum())
+
+
+_ACTIVATION_LAYERS = {layers.ReLU: "relu", layers.LeakyReLU: "leaky_relu", layers.ELU: "elu",
+                      layers.PReLU: "prelu", layers.Softmax: "softmax"}
+
+
+def activation_counts(model) -> dict[str, int]:
+    """How many times each nonlinearity is applied on the way through ``model``: ``{"relu": 3, ...}``.
+
+    Counts the ``activation`` of every layer that has one (``Conv2D``, ``Dense``, ``Activation``) unless it
+    is linear, and activation layers such as ``ReLU``; nested models are counted through.
+    """
+    counts: dict[str, int] = {}
+    for layer in _check_model(model).layers:
+        if isinstance(layer, keras.Model):
+            for name, n in activation_counts(layer).items():
+                counts[name] = counts.get(name, 0) + n
+            continue
+        name = next((v for k, v in _ACTIVATION_LAYERS.items() if isinstance(layer, k)), None)
+        fn = getattr(layer, "activation", None)
+        if name is None and callable(fn):
+            name = getattr(fn, "__name__", type(fn).__name__)
+        if name is not None and name != "linear":
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def equivalent_kernel(model) -> np.ndarray:
+    """The one ``k x k`` kernel that a linear stack of convolutions amounts to, ``(k, k, C_in, C_out)``.
+
+    ``model`` must be a chain of stride-1, undilated ``"same"`` ``Conv2D`` layers with odd kernels, no
+    bias and no activation (``vgglab.models.conv_stack(..., use_bias=False)``); then ``k = 1 + sum(k_i - 1)``
+    and, away from the borders (where each layer's zero padding differs), the stack computes exactly
+    ``Conv2D(C_out, k, padding="same")`` with this kernel. With a nonlinearity in between no such kernel
+    exists, and a ``ValueError`` says which layer is in the way.
+    """
+    convs = []
+    for layer in _check_model(model).layers:
+        if isinstance(layer, layers.InputLayer):
+            continue
+        if not isinstance(layer, _CONV):
+            raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}: only Conv2D layers compose into one kernel")
+        fn = getattr(layer.activation, "__name__", "")
+        problems = [p for p, bad in (("a bias", layer.use_bias), (f"activation {fn!r}", fn != "linear"),
+                                     (f"strides {layer.strides}", tuple(layer.strides) != (1, 1)),
+                                     (f"dilation {layer.dilation_rate}", tuple(layer.dilation_rate) != (1, 1)),
+                                     (f"padding {layer.padding!r}", layer.padding != "same"),
+                                     (f"even kernel {layer.kernel_size}", any(k % 2 == 0 for k in layer.kernel_size)))
+                    if bad]
+        if problems:
+            raise ValueError(f"layer {layer.name!r} has {' and '.join(problems)}: only linear stride-1 'same' "
+                             "convolutions with odd kernels and no bias compose into one kernel")
+        convs.append(layer)
+    if not convs:
+        raise ValueError("the model has no Conv2D layer")
+    kh = 1 + sum(c.kernel_size[0] - 1 for c in convs)
+    kw = 1 + sum(c.kernel_size[1] - 1 for c in convs)
+    h, w, c_in = tuple(model.input.shape[1:])
+    if h < kh or w < kw:
+        raise ValueError(f"the input ({h}x{w}) must be at least as large as the combined kernel ({kh}x{kw})")
+    # One impulse per input channel at the centre: output p answers with kernel entry centre + r - p.
+    cy, cx, ry, rx = h // 2, w // 2, kh // 2, kw // 2
+    impulses = np.zeros((c_in, h, w, c_in), "float32")
+    impulses[np.arange(c_in), cy, cx, np.arange(c_in)] = 1.0
+    out = keras.ops.convert_to_numpy(model(impulses))  # (c_in, h, w, c_out)
+    patch = out[:, cy - ry:cy + ry + 1, cx - rx:cx + rx + 1, :]
+    return np.ascontiguousarray(patch[:, ::-1, ::-1, :].transpose(1, 2, 0, 3))
