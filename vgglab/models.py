@@ -96,6 +96,14 @@ def _get(kind: str, getter, value):
         raise ValueError(f"unknown {kind} {value!r}: {e}") from None
 
 
+def _fresh(init):
+    """A copy of ``init`` for one layer. A Keras initializer object draws with one fixed seed, so layers of the
+    same shape that shared it would all start with identical weights."""
+    if isinstance(init, keras.initializers.Initializer):
+        return init.__class__.from_config(init.get_config())
+    return init
+
+
 def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch_norm: bool = False,
         activation="relu", initializer="glorot_uniform", dropout: float = 0.5, width: float = 1.0,
         head: str = "paper", head_units: int | None = None, regularizer=None, augmentation=None,
