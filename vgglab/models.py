@@ -236,18 +236,3 @@ def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | Non
     for i, k in enumerate(kernels, start=1):
         x = layers.Conv2D(channels, k, padding="same", use_bias=use_bias, activation=act, name=f"conv{i}")(x)
     return keras.Model(inputs, x, name=name)
-
-
-# ----------------------------------------------------------------------------------------------
-# One initialiser per layer
-
-
-def _fresh(init):
-    """A new initialiser like ``init``, for one layer.
-
-    A Keras 3 initialiser made without a seed draws one seed when it is made and then returns the same values
-    at every call, so one instance shared by every layer would give all layers the same random numbers (and
-    layers of the same shape identical kernels). A copy made from the config of an unseeded initialiser draws
-    a new seed (from Python's ``random``, which ``set_seed`` seeds), so runs stay reproducible.
-    """
-    return type(init).from_config(init.get_config()) if hasattr(init, "get_config") else init
