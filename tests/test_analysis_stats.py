@@ -272,9 +272,10 @@ def test_bad_arguments_are_named():
         A.gradient_norms(no_kernel, np.zeros((2, 3)), np.zeros((2, 3)), loss="mse")
 
 
-def test_every_layer_gets_its_own_random_kernel():
-    """One unseeded Keras 3 initialiser shared by all layers would repeat the same numbers in every layer."""
-    for init in ("he_normal", NORMAL_001, keras.initializers.RandomNormal(stddev=0.01)):
+def test_ladder_initialisers_give_every_layer_its_own_kernel():
+    """The N(0, 0.01^2) initialiser of the ladder, as a config dict or an object, goes through vgglab.models._fresh
+    too (tests/test_models.py checks the default initialiser): same-shaped layers differ, a seed repeats them."""
+    for init in (NORMAL_001, keras.initializers.RandomNormal(stddev=0.01)):
         set_seed(0)
         m = vgg("B", input_shape=(32, 32, 3), num_classes=10, initializer=init, width=0.125, head="small")
         k = [keras.ops.convert_to_numpy(m.get_layer(n).kernel) for n in ("block4_conv2", "block5_conv1", "block5_conv2")]
