@@ -12,6 +12,11 @@ import os as _os
 
 # TensorFlow's C++ start-up chatter (oneDNN notes, graph warnings) confuses readers; real errors still raise.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's Python-side notes ("... triggered tf.function retracing") appear when a chapter evaluates several
+# fresh models in a row; they are harmless and would fill the training logs. Warnings of other libraries stay.
+import logging as _logging  # noqa: E402
+
+_logging.getLogger("tensorflow").setLevel(_logging.ERROR)
 
 __version__ = "0.1.0"
 

@@ -290,3 +290,278 @@ def equivalent_kernel(model) -> np.ndarray:
     out = keras.ops.convert_to_numpy(model(impulses))  # (c_in, h, w, c_out)
     patch = out[:, cy - ry:cy + ry + 1, cx - rx:cx + rx + 1, :]
     return np.ascontiguousarray(patch[:, ::-1, ::-1, :].transpose(1, 2, 0, 3))
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-layer gradients and activation statistics: what happens inside a network at initialisation
+# and after training (the chapters on activation functions and weight initialisation).
+#
+# All three functions look at the model's top-level layers (``model.layers``), as the functions above do.
+# The derivative of each activation is computed from its output y: sigmoid y(1 - y), tanh 1 - y^2,
+# ReLU [y > 0], leaky ReLU 1 or its slope, linear 1.
+
+_RELU_FAMILY = ("relu", "leaky_relu")
+
+
+def _check_batch(model, x, name: str = "x") -> np.ndarray:
+    x = np.asarray(x)
+    want = tuple(model.input_shape[1:])
+    if x.ndim != len(want) + 1 or len(x) == 0 or any(w is not None and w != s for w, s in zip(want, x.shape[1:])):
+        raise ValueError(f"{name} must be a non-empty batch of shape (N, {', '.join(map(str, want))}) for this model, "
+                         f"not {x.shape}")
+    return x.astype("float32", copy=False)
+
+
+def _check_positive_int(value, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{label} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def _loss_function(loss, y: np.ndarray):
+    """``loss`` as a callable ``loss(y_true, y_pred)``; None picks cross-entropy for labels (N,) or one-hot (N, K)."""
+    if loss is None:
+        if y.ndim == 1:
+            return keras.losses.SparseCategoricalCrossentropy()
+        if y.ndim == 2:
+            return keras.losses.CategoricalCrossentropy()
+        raise ValueError(f"y must be integer labels (N,) or one-hot rows (N, K), not shape {y.shape}; "
+                         "or pass a loss")
+    if isinstance(loss, str):
+        try:
+            return keras.losses.get(loss)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"unknown loss {loss!r}: {e}") from None
+    if not callable(loss):
+        raise TypeError(f"loss must be None, a Keras loss name or a callable loss(y_true, y_pred), not {loss!r}")
+    return loss
+
+
+def loss_gradients(model, x, y, *, loss=None, training: bool = False) -> tuple[float, list[np.ndarray]]:
+    """The mean loss on one batch and its gradient with respect to every trainable variable, on any backend.
+
+    Returns ``(loss, grads)`` with ``grads[i]`` the gradient for ``model.trainable_variables[i]`` as a NumPy array
+    (zeros for a variable the loss does not depend on). ``loss=None`` uses (sparse) categorical cross-entropy on
+    the model's probabilities; ``training=True`` runs dropout and batch normalisation in training mode.
+    Nothing is updated: the model's weights and batch-norm statistics are left as they are.
+    """
+    model = _check_model(model)
+    x = _check_batch(model, x)
+    y = np.asarray(y)
+    if len(y) != len(x):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+    loss_fn = _loss_function(loss, y)
+    variables = list(model.trainable_variables)
+    if not variables:
+        raise ValueError(f"model {model.name!r} has no trainable variables")
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(f"unsupported Keras backend {backend!r}; use tensorflow, jax or torch")
+    # A call in training mode moves batch-norm statistics and random-seed states: put them back afterwards.
+    saved = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = keras.ops.mean(loss_fn(y, model(x, training=training)))
+        grads = tape.gradient(value, variables)
+    elif backend == "jax":
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def f(trainable):
+            y_pred, _ = model.stateless_call(trainable, frozen, x, training=training)
+            return keras.ops.mean(loss_fn(y, y_pred))
+
+        value, grads = jax.value_and_grad(f)([v.value for v in variables])
+    elif backend == "torch":
+        for v in variables:
+            v.value.grad = None
+        y_pred = model(keras.ops.convert_to_tensor(x), training=training)
+        value = keras.ops.mean(loss_fn(keras.ops.convert_to_tensor(y), y_pred))
+        value.backward()
+        grads = [v.value.grad for v in variables]
+        for v in variables:
+            v.value.grad = None
+        value = value.detach()
+    for v, before in zip(model.non_trainable_variables, saved):
+        v.assign(before)
+    out = [np.zeros(tuple(v.shape), "float32") if g is None else keras.ops.convert_to_numpy(g).astype("float32")
+           for v, g in zip(variables, grads)]
+    return float(keras.ops.convert_to_numpy(value)), out
+
+
+def gradient_norms(model, x, y, *, loss=None, training: bool = False) -> list[dict]:
+    """Per-layer size of the loss gradient for one batch: one row per layer with a kernel (conv, dense), in order.
+
+    Each row holds ``name``, ``kind``, ``shape`` (of the kernel), ``norm`` (L2 norm of the kernel's gradient),
+    ``rms`` (norm / sqrt(number of kernel entries)), ``weight_rms`` (the kernel's own RMS) and ``channel_norms``
+    (a NumPy array: the gradient norm of each output channel's or unit's weights). Biases and batch-norm scales
+    are left out. ``loss`` and ``training`` are as in ``loss_gradients``.
+    """
+    model = _check_model(model)
+    _, grads = loss_gradients(model, x, y, loss=loss, training=training)
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    rows = []
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None or id(kernel) not in index:
+            continue
+        g = grads[index[id(kernel)]].astype("float64")
+        w = keras.ops.convert_to_numpy(kernel).astype("float64")
+        rows.append({"name": layer.name, "kind": type(layer).__name__, "shape": tuple(g.shape),
+                     "norm": float(np.sqrt((g**2).sum())), "rms": float(np.sqrt((g**2).mean())),
+                     "weight_rms": float(np.sqrt((w**2).mean())),
+                     "channel_norms": np.sqrt((g**2).reshape(-1, g.shape[-1]).sum(axis=0))})
+    if not rows:
+        raise ValueError(f"model {model.name!r} has no trainable layer with a kernel (Conv2D, Dense, ...)")
+    return rows
+
+
+def activation_of(layer) -> tuple[str | None, float]:
+    """The activation a layer applies and its negative slope: ``("relu", 0.0)``, ``("leaky_relu", 0.2)``,
+    ``("sigmoid", 0.0)``, ... ``(None, 0.0)`` for a layer with no activation or a linear one."""
+    if isinstance(layer, layers.LeakyReLU):
+        return "leaky_relu", float(layer.negative_slope)
+    if isinstance(layer, layers.ReLU):
+        slope = float(layer.negative_slope or 0.0)
+        return ("leaky_relu", slope) if slope else ("relu", 0.0)
+    if isinstance(layer, layers.ELU):
+        return "elu", 0.0
+    if isinstance(layer, layers.Softmax):
+        return "softmax", 0.0
+    fn = getattr(layer, "activation", None)
+    if not callable(fn):
+        return None, 0.0
+    name = getattr(fn, "__name__", None)
+    if name in (None, "linear"):
+        return None, 0.0
+    if name == "leaky_relu":  # keras.activations.leaky_relu, default negative_slope 0.2
+        import inspect
+
+        return name, float(inspect.signature(fn).parameters["negative_slope"].default)
+    return name, 0.0
+
+
+def _derivative(name: str | None, slope: float, y: np.ndarray) -> np.ndarray | None:
+    """The activation's derivative at each unit, from its output ``y``; None where it is not known."""
+    if name == "sigmoid":
+        return y * (1.0 - y)
+    if name == "tanh":
+        return 1.0 - y * y
+    if name == "relu":
+        return (y > 0).astype(y.dtype)
+    if name == "leaky_relu":
+        return np.where(y > 0, 1.0, slope).astype(y.dtype)
+    return None
+
+
+_MAX_DERIVATIVE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0}
+
+
+def _select_layers(model, names, default, what: str) -> list:
+    if names is None:
+        chosen = [layer for layer in model.layers if default(layer)]
+        if not chosen:
+            raise ValueError(f"model {model.name!r} has no {what}; name the layers to inspect with layers=[...]")
+        return chosen
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    valid = [layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    bad = [n for n in names if n not in valid]
+    if not names or bad:
+        raise ValueError(f"unknown layer {bad[0] if bad else None!r}; choose from {', '.join(valid)}")
+    return [model.get_layer(n) for n in names]
+
+
+def _layer_outputs(model, chosen, x: np.ndarray, batch_size: int, training: bool = False):
+    """Yield, batch by batch, the list of the chosen layers' outputs as NumPy arrays."""
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    probe = keras.Model(inputs, [layer.output for layer in chosen])
+    for start in range(0, len(x), batch_size):
+        outs = probe(x[start:start + batch_size], training=training)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        yield [keras.ops.convert_to_numpy(o).astype("float64") for o in outs]
+
+
+def _is_hidden_activation(model):
+    outputs = {id(layer) for layer in model.layers if any(o is layer.output for o in model.outputs)}
+    return lambda layer: activation_of(layer)[0] is not None and id(layer) not in outputs
+
+
+def activation_stats(model, x, layers=None, *, saturation: float = 0.01, batch_size: int = 256,
+                     training: bool = False) -> list[dict]:
+    """Statistics of each layer's output for the images ``x``, one row per layer in order.
+
+    By default the layers are those that apply a non-linear activation (conv or dense layers with an
+    ``activation``, ``Activation``, ``ReLU``, ``LeakyReLU`` ... layers), except the model's output layer;
+    ``layers`` names others (a pooling layer, say). Each row holds ``name``, ``activation``, ``mean``, ``std``,
+    ``rms`` (sqrt of the mean square), ``input_std`` (how much each unit's output changes from image to image:
+    its standard deviation across the images, root-mean-squared over the units; near 0 means the layer gives
+    nearly the same output whatever the input), ``zero`` (fraction of outputs exactly 0), ``saturated`` (fraction of
+    units whose derivative is below ``saturation`` times the activation's largest derivative: for ReLU the
+    zeros, for sigmoid outputs within about 0.0025 of 0 or 1) and ``mean_derivative``; the last two are NaN
+    for an activation whose derivative is not known (softmax, ELU, none).
+
+    The model runs in inference mode unless ``training=True``: then batch normalisation uses the statistics
+    of each batch of ``batch_size`` images, as in training (and dropout is active).
+    """
+    model = _check_model(model)
+    x = _check_batch(model, x)
+    if isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 < saturation < 1:
+        raise ValueError(f"saturation must be a fraction in (0, 1), not {saturation!r}")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    chosen = _select_layers(model, layers, _is_hidden_activation(model), "hidden layer with an activation")
+    kinds = [activation_of(layer) for layer in chosen]
+    acc = [dict(n=0, s=0.0, s2=0.0, zero=0, sat=0, d=0.0, images=0, shift=None, us=0.0, us2=0.0) for _ in chosen]
+    for outs in _layer_outputs(model, chosen, x, batch_size, training):
+        for a, (name, slope), y in zip(acc, kinds, outs):
+            a["n"] += y.size
+            a["s"] += y.sum()
+            a["s2"] += (y * y).sum()
+            if a["shift"] is None:  # per-unit sums around the first batch's mean, to keep tiny variances exact
+                a["shift"] = y.mean(axis=0)
+            u = y - a["shift"]
+            a["images"] += len(y)
+            a["us"] = a["us"] + u.sum(axis=0)
+            a["us2"] = a["us2"] + (u * u).sum(axis=0)
+            a["zero"] += int((y == 0).sum())
+            d = _derivative(name, slope, y)
+            if d is not None:
+                a["sat"] += int((d < saturation * _MAX_DERIVATIVE[name]).sum())
+                a["d"] += d.sum()
+    rows = []
+    for layer, (name, _), a in zip(chosen, kinds, acc):
+        mean, ms = a["s"] / a["n"], a["s2"] / a["n"]
+        known = name in _MAX_DERIVATIVE
+        unit_var = np.maximum(a["us2"] / a["images"] - (a["us"] / a["images"]) ** 2, 0.0)
+        rows.append({"name": layer.name, "activation": name, "mean": float(mean),
+                     "std": float(np.sqrt(max(ms - mean**2, 0.0))), "rms": float(np.sqrt(ms)),
+                     "input_std": float(np.sqrt(np.mean(unit_var))),
+                     "zero": a["zero"] / a["n"], "saturated": a["sat"] / a["n"] if known else float("nan"),
+                     "mean_derivative": a["d"] / a["n"] if known else float("nan")})
+    return rows
+
+
+def dead_unit_fraction(model, x, layers=None, *, batch_size: int = 256) -> list[dict]:
+    """Per ReLU layer: the channels whose output is zero for every image in ``x`` and every position (dead units).
+
+    A dead ReLU passes no gradient for these inputs, so nothing before it can revive it. By default every
+    layer with a ReLU or leaky ReLU activation is inspected; ``layers`` names others. For leaky ReLU the row
+    counts channels whose output is negative or zero everywhere: the same inactive units, which (unlike ReLU's)
+    still pass the gradient times the slope. Each row holds ``name``, ``activation``, ``channels``, ``dead``,
+    ``fraction`` and ``dead_mask`` (a boolean NumPy array, True for each dead channel).
+    """
+    model = _check_model(model)
+    x = _check_batch(model, x)
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    chosen = _select_layers(model, layers, lambda layer: activation_of(layer)[0] in _RELU_FAMILY,
+                            "ReLU or leaky ReLU layer")
+    alive = [np.zeros(int(layer.output.shape[-1]), bool) for layer in chosen]
+    for outs in _layer_outputs(model, chosen, x, batch_size):
+        for a, y in zip(alive, outs):
+            a |= (y.reshape(-1, y.shape[-1]) > 0).any(axis=0)
+    return [{"name": layer.name, "activation": activation_of(layer)[0], "channels": int(a.size),
+             "dead": int((~a).sum()), "fraction": float((~a).mean()), "dead_mask": ~a} for layer, a in zip(chosen, alive)]

@@ -615,3 +615,52 @@ def load_records(folder: str | os.PathLike, experiment: str | None = None, profi
             continue
         out.append({**record, "path": str(path)})
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The ladder of a CIFAR-10 workshop on VGG configuration B (10 convolutions, the small head, no dropout):
+# which activation and which initialisation let a plain 10-convolution network learn at all.
+# Chapters 05 (activation functions) and 06 (weight initialisation) run these.
+
+
+def vgg_b_builder(activation="relu", initializer="he_normal", batch_norm: bool = False, name: str | None = None):
+    """A ``build(profile, recipe, seed)`` for an ``Experiment``: VGG configuration B (10 convolutions) for CIFAR-10
+    at the profile's width, with the small head, no dropout and the given activation, initialiser and batch norm.
+
+    ``initializer`` is a Keras name (``"he_normal"``), a config dict such as ``NORMAL_001`` or an initialiser;
+    ``vgg()`` gives every layer its own copy.
+    """
+    from vgglab.models import _get
+
+    _get("activation", keras.activations.get, activation)  # fail here, not in the middle of a run
+    _get("initializer", keras.initializers.get, initializer)
+
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        return vgg("B", input_shape=(32, 32, 3), num_classes=10, activation=activation, initializer=initializer,
+                   batch_norm=batch_norm, dropout=0.0, width=profile.width, head="small",
+                   augmentation=T.augmentation_layers(recipe, seed), name=name or "vgg_b")
+
+    return build
+
+
+NORMAL_001 = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.01}}
+_LADDER_EPOCHS = {"smoke": 3, "cpu": 3, "gpu": 30}
+_LADDER_TRAIN = {"cpu": 3_000}
+
+EXPERIMENTS.update({
+    "vggb-sigmoid": Experiment("vggb-sigmoid", "합성곱 10층(VGG 구성 B), 시그모이드, Glorot 초기화",
+                               vgg_b_builder("sigmoid", "glorot_uniform", name="vggb_sigmoid"), T.RECIPES["adam"],
+                               _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-normal": Experiment("vggb-relu-normal", "합성곱 10층, ReLU, N(0, 0.01²) 초기화",
+                                   vgg_b_builder("relu", NORMAL_001, name="vggb_relu_normal"), T.RECIPES["adam"],
+                                   _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-glorot": Experiment("vggb-relu-glorot", "합성곱 10층, ReLU, Glorot 초기화",
+                                   vgg_b_builder("relu", "glorot_uniform", name="vggb_relu_glorot"), T.RECIPES["adam"],
+                                   _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-he": Experiment("vggb-relu-he", "합성곱 10층, ReLU, He 초기화",
+                               vgg_b_builder("relu", "he_normal", name="vggb_relu_he"), T.RECIPES["adam"],
+                               _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-normal-bn": Experiment("vggb-relu-normal-bn", "합성곱 10층, ReLU, N(0, 0.01²) 초기화 + 배치 정규화",
+                                      vgg_b_builder("relu", NORMAL_001, batch_norm=True, name="vggb_relu_normal_bn"),
+                                      T.RECIPES["adam"], _LADDER_EPOCHS, _LADDER_TRAIN),
+})

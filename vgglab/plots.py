@@ -203,3 +203,64 @@ def ladder_chart(rows, ax=None, chance: float = 0.1):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-layer profiles (gradient norms, activation statistics) for several networks
+
+
+def layer_curves(series: dict, names, ylabel: str, ax=None, log: bool = True, title: str | None = None,
+                 styles: dict | None = None):
+    """One line per network over its layers, input side on the left: ``series = {label: [value per layer]}``.
+
+    ``names`` labels the x axis (layer names); every series needs one value per name. With ``log`` the y axis
+    is logarithmic, which is what vanishing or exploding quantities need. ``styles`` maps a label to extra
+    ``plot`` keywords (``{"ReLU (He)": {"linestyle": "--"}}``).
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(names)
+    if not isinstance(series, dict) or not series:
+        raise ValueError("series must be a non-empty dict of {label: [one value per layer]}")
+    for label, values in series.items():
+        if len(values) != len(names):
+            raise ValueError(f"series {label!r} has {len(values)} values for {len(names)} layer names")
+        if log and np.any(np.asarray(values, dtype=float) <= 0):
+            raise ValueError(f"series {label!r} has values <= 0, which a log scale cannot show; use log=False")
+    ax = ax or plt.subplots(figsize=(7, 3.8))[1]
+    for i, (label, values) in enumerate(series.items()):
+        kw = {"color": f"C{i}", "marker": "o", "markersize": 4, **(styles or {}).get(label, {})}
+        ax.plot(range(len(names)), values, label=label, **kw)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+        plain_log_labels(ax)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plain_log_labels(ax, axis: str = "y"):
+    """Label a log axis ``1e-8``, ``1e-4``, ``1`` in plain text.
+
+    Matplotlib writes log ticks as mathtext ``10^{-8}``, whose minus sign (U+2212) Korean fonts such as
+    NanumGothic lack, so it would show as a box.
+    """
+    import matplotlib.ticker as mticker
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', not {axis!r}")
+
+    def label(v, _pos):
+        if v <= 0:
+            return ""
+        e = np.log10(v)
+        return ("1" if round(e) == 0 else f"1e{round(e)}") if abs(e - round(e)) < 1e-9 else f"{v:.0e}"
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(mticker.FuncFormatter(label))
+    target.set_minor_formatter(mticker.NullFormatter())
+    return ax
