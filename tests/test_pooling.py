@@ -148,3 +148,10 @@ def test_run_experiment_with_model_returns_the_trained_model(tmp_path):
     assert np.isfinite(model.predict(x, verbose=0)).all() and model.optimizer.iterations.numpy() > 0
     with pytest.raises(ValueError, match="already finished"):
         run_experiment_with_model(exp, profile="smoke", data=data, out=tmp_path / "run", resume=True, log=lambda *a: None)
+
+
+def test_downsampling_net_layers_of_equal_shape_start_different():
+    m = downsampling_net([8, 8, "M", 8], downsample="conv", input_shape=(8, 8, 3))
+    kernels = [m.get_layer(n).get_weights()[0] for n in ("block1_conv2", "block1_down", "block2_conv1")]
+    assert kernels[0].shape == kernels[1].shape == kernels[2].shape
+    assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])

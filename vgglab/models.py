@@ -284,7 +284,7 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
             elif downsample == "avg":
                 x = layers.AveragePooling2D(2, strides=2, name=f"{tag}_pool")(x)
             else:
-                x = layers.Conv2D(x.shape[-1], 3, strides=2, padding="same", use_bias=False, kernel_initializer=init,
+                x = layers.Conv2D(x.shape[-1], 3, strides=2, padding="same", use_bias=False, kernel_initializer=_fresh(init),
                                   name=f"{tag}_down")(x)
                 x = layers.BatchNormalization(momentum=0.9, name=f"{tag}_down_bn")(x)
                 x = layers.Activation("relu", name=f"{tag}_down_act")(x)
@@ -293,7 +293,7 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
         filters, k = (item, 3) if isinstance(item, int) else tuple(item)
         conv += 1
         tag = f"block{block}_conv{conv}"
-        x = layers.Conv2D(_scaled(filters, width), k, padding="same", use_bias=False, kernel_initializer=init,
+        x = layers.Conv2D(_scaled(filters, width), k, padding="same", use_bias=False, kernel_initializer=_fresh(init),
                           name=tag)(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
         x = layers.Activation("relu", name=f"block{block}_act{conv}")(x)
@@ -301,6 +301,6 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     else:
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(_scaled(512, width), activation="relu", kernel_initializer=init, name="fc1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init, name="predictions")(x)
+        x = layers.Dense(_scaled(512, width), activation="relu", kernel_initializer=_fresh(init), name="fc1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
     return keras.Model(inputs, outputs, name=name or f"vgg_{downsample}")
