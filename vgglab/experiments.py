@@ -664,3 +664,24 @@ EXPERIMENTS.update({
                                       vgg_b_builder("relu", NORMAL_001, batch_norm=True, name="vggb_relu_normal_bn"),
                                       T.RECIPES["adam"], _LADDER_EPOCHS, _LADDER_TRAIN),
 })
+
+
+# ----------------------------------------------------------------------------------------------
+# Keeping the trained model (chapter 09 measures trained networks after their run)
+
+
+def run_experiment_with_model(name: "str | Experiment", **kwargs) -> tuple[dict, keras.Model]:
+    """``run_experiment`` that also returns the trained Keras model, for analyses after training
+    (the shift tests of the pooling chapter, say). Takes the same keyword arguments."""
+    exp = get_experiment(name)
+    built: list[keras.Model] = []
+
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        built.append(exp.build(profile, recipe, seed))
+        return built[-1]
+
+    record = run_experiment(replace(exp, build=build), **kwargs)
+    if not built:
+        raise ValueError(f"the run of {exp.name!r} had already finished in {str(kwargs.get('out'))!r}, so no model "
+                         "was built; choose another out directory to train one")
+    return record, built[-1]

@@ -236,3 +236,71 @@ def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | Non
     for i, k in enumerate(kernels, start=1):
         x = layers.Conv2D(channels, k, padding="same", use_bias=use_bias, activation=act, name=f"conv{i}")(x)
     return keras.Model(inputs, x, name=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling (chapter 09): one VGG-style stack, three ways to halve the feature map
+
+DOWNSAMPLING = ("max", "avg", "conv")
+
+
+def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3), num_classes: int = 10,
+                     width: float = 1.0, head: str = "gap", initializer="he_normal", augmentation=None,
+                     name: str | None = None) -> keras.Model:
+    """A VGG-style network (3x3 convolution + batch norm + ReLU) in which every ``"M"`` of ``config``
+    halves the height and width in one of three ways, everything else being equal:
+
+    - ``"max"``: 2x2 max pooling with stride 2, as in VGG (``block{b}_pool``, no parameters);
+    - ``"avg"``: 2x2 average pooling with stride 2 (``block{b}_pool``, no parameters);
+    - ``"conv"``: a 3x3 convolution with stride 2 and as many filters as it receives, followed by batch
+      norm and ReLU like every other convolution (``block{b}_down``, ``block{b}_down_bn``,
+      ``block{b}_down_act``), as in the all-convolutional net of Springenberg et al. (2015).
+
+    ``head="gap"`` ends in global average pooling and the output layer; ``head="small"`` flattens and
+    adds one ``fc1`` of 512 x width units. Integers in ``config`` are 3x3 convolutions (times ``width``).
+    """
+    _, cfg = resolve_config(config)
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"unknown downsample {downsample!r}; choose one of {', '.join(DOWNSAMPLING)}")
+    if "LRN" in cfg:
+        raise ValueError("downsampling_net does not take 'LRN' entries; use vgg() for configuration A-LRN")
+    if head not in ("gap", "small"):
+        raise ValueError(f"unknown head {head!r}; choose one of gap, small")
+    input_shape = _check_common(input_shape, num_classes, width, 0.0, cfg.count("M"))
+    init = _get("initializer", keras.initializers.get, initializer)
+
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    for layer in augmentation or []:
+        if not isinstance(layer, layers.Layer):
+            raise TypeError(f"augmentation must be a list of Keras layers, got {layer!r}")
+        x = layer(x)
+    block, conv = 1, 0
+    for item in cfg:
+        if item == "M":
+            tag = f"block{block}"
+            if downsample == "max":
+                x = layers.MaxPooling2D(2, strides=2, name=f"{tag}_pool")(x)
+            elif downsample == "avg":
+                x = layers.AveragePooling2D(2, strides=2, name=f"{tag}_pool")(x)
+            else:
+                x = layers.Conv2D(x.shape[-1], 3, strides=2, padding="same", use_bias=False, kernel_initializer=_fresh(init),
+                                  name=f"{tag}_down")(x)
+                x = layers.BatchNormalization(momentum=0.9, name=f"{tag}_down_bn")(x)
+                x = layers.Activation("relu", name=f"{tag}_down_act")(x)
+            block, conv = block + 1, 0
+            continue
+        filters, k = (item, 3) if isinstance(item, int) else tuple(item)
+        conv += 1
+        tag = f"block{block}_conv{conv}"
+        x = layers.Conv2D(_scaled(filters, width), k, padding="same", use_bias=False, kernel_initializer=_fresh(init),
+                          name=tag)(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
+        x = layers.Activation("relu", name=f"block{block}_act{conv}")(x)
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    else:
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(_scaled(512, width), activation="relu", kernel_initializer=_fresh(init), name="fc1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name or f"vgg_{downsample}")
