@@ -238,3 +238,51 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     if out is not None:
         T.write_json(Path(out) / "result.json", record)
     return record
+
+
+# ----------------------------------------------------------------------------------------------
+# The VGG paper chapter: scale jittering on CIFAR-10, and keeping a trained model for test-time evaluation
+
+
+# Configuration A's first four blocks: four poolings leave a 2x2 feature map at 32x32, so in dense evaluation
+# fc1 becomes a 2x2 convolution (the 7x7 of ImageNet), and the test sizes 32, 48 and 64 are all multiples of 16.
+VGG_A4 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]
+
+
+def _vgg_a4(scale_range: tuple[int, int] | None):
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        # The paper's training scale S at CIFAR size: a 32x32 crop of the image rescaled to S, plus flips.
+        jitter = [T.RandomScaleCrop(*scale_range, seed=seed, name="augment_scale")] if scale_range else []
+        return vgg(VGG_A4, input_shape=(32, 32, 3), num_classes=10, batch_norm=True, width=profile.width,
+                   head="small", dropout=0.0, initializer="he_normal",
+                   augmentation=[*jitter, *T.augmentation_layers(recipe, seed)], name="vgg_a4_bn")
+    return build
+
+
+_A4_RECIPE = replace(T.RECIPES["modern"], augment=("flip",))
+EXPERIMENTS["vgg-a4-s32"] = Experiment(
+    "vgg-a4-s32", "구성 A의 앞 네 블록 + 배치 정규화, 고정 척도 S=32 + 좌우 뒤집기", _vgg_a4(None), _A4_RECIPE,
+    {"smoke": 2, "cpu": 3, "gpu": 60})
+EXPERIMENTS["vgg-a4-jitter"] = Experiment(
+    "vgg-a4-jitter", "구성 A의 앞 네 블록 + 배치 정규화, 척도 지터링 S∈[32, 64] + 좌우 뒤집기", _vgg_a4((32, 64)),
+    _A4_RECIPE, {"smoke": 2, "cpu": 3, "gpu": 60})
+
+
+def run_experiment_with_model(name: "str | Experiment", **kwargs) -> tuple[dict, keras.Model]:
+    """``run_experiment``, also returning the trained model (to evaluate it further, say at other scales).
+
+    Takes the same arguments. A finished run found in ``out`` is not trained again, so it has no model
+    to return: that raises ``ValueError``.
+    """
+    exp = get_experiment(name)
+    built = []
+
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        built.append(exp.build(profile, recipe, seed))
+        return built[-1]
+
+    record = run_experiment(replace(exp, build=build), **kwargs)
+    if not built:
+        raise ValueError(f"the run of {exp.name!r} in {str(kwargs.get('out'))!r} had already finished, so no model "
+                         "was trained; load it from its checkpoint or use another out directory")
+    return record, built[-1]
