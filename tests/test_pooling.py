@@ -134,22 +134,6 @@ def test_downsampling_net_rejects_bad_arguments():
         downsampling_net([8, "M", 8, "M", 8, "M"], input_shape=(4, 4, 3))
 
 
-def test_run_experiment_with_model_returns_the_trained_model(tmp_path):
-    from vgglab.data import synthetic_cifar10
-    from vgglab.experiments import EXPERIMENTS, run_experiment_with_model
-
-    exp = EXPERIMENTS["basic-cnn"].variant(
-        "tiny-pool", build=lambda p, r, s: downsampling_net([4, "M"], downsample="avg", name="tiny"),
-        epochs={"smoke": 1}, train_size={"smoke": 200})
-    data = synthetic_cifar10(n_train=300, n_test=50)
-    record, model = run_experiment_with_model(exp, profile="smoke", data=data, out=tmp_path / "run", log=lambda *a: None)
-    assert model.name == "tiny" and record["params"] == model.count_params()
-    x = np.zeros((2, 32, 32, 3), "float32")
-    assert np.isfinite(model.predict(x, verbose=0)).all() and model.optimizer.iterations.numpy() > 0
-    with pytest.raises(ValueError, match="already finished"):
-        run_experiment_with_model(exp, profile="smoke", data=data, out=tmp_path / "run", resume=True, log=lambda *a: None)
-
-
 def test_downsampling_net_layers_of_equal_shape_start_different():
     m = downsampling_net([8, 8, "M", 8], downsample="conv", input_shape=(8, 8, 3))
     kernels = [m.get_layer(n).get_weights()[0] for n in ("block1_conv2", "block1_down", "block2_conv1")]

@@ -469,3 +469,157 @@ def augment_images(x, augment, seed: int = 0) -> np.ndarray:
     for layer in augmentation_layers(recipe, seed):
         x = keras.ops.convert_to_numpy(layer(x, training=True))
     return x
+
+
+# ----------------------------------------------------------------------------------------------
+# The VGG paper's scale jittering and dense, multi-scale evaluation (Simonyan & Zisserman 2015, 3.1-3.2)
+
+
+def _scale_crop(images, sizes, offsets):
+    """``scale_crop`` without the checks, for use inside a model (``sizes``, ``offsets`` are tensors)."""
+    h, w = images.shape[1], images.shape[2]
+    s = ops.cast(sizes, "float32") / float(min(h, w))
+    offsets = ops.cast(offsets, "float32")
+    zero = ops.zeros_like(s)
+    # Output pixel (col, row) samples the input at ((col + ox + 0.5) / s - 0.5, (row + oy + 0.5) / s - 0.5):
+    # pixel col + ox of the image resized by s (half-pixel centres, like keras.ops.image.resize).
+    transform = ops.stack([1 / s, zero, (offsets[:, 1] + 0.5) / s - 0.5,
+                           zero, 1 / s, (offsets[:, 0] + 0.5) / s - 0.5, zero, zero], axis=1)
+    return ops.image.affine_transform(ops.cast(images, "float32"), transform, interpolation="bilinear",
+                                      fill_mode="nearest")
+
+
+def scale_crop(images, sizes, offsets):
+    """Rescale each image so its shorter side is ``sizes[i]``, then cut a window of the input's size from it.
+
+    ``images`` is ``(N, H, W, C)``; ``offsets[i] = (row, col)`` is the window's top-left corner in the
+    rescaled image, from 0 to (rescaled side - input side). Bilinear, in one resampling with
+    ``keras.ops.image.affine_transform``, so it runs on every backend. With S = 64 and CIFAR's 32x32
+    images this is "rescale to 64x64, crop 32x32": the paper's training crop at scale S.
+    """
+    images = np.asarray(images, "float32")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, height, width, channels), got shape {images.shape}")
+    n, h, w = images.shape[:3]
+    sizes = np.broadcast_to(np.asarray(sizes, "float32"), (n,))
+    offsets = np.broadcast_to(np.asarray(offsets, "float32"), (n, 2))
+    short = min(h, w)
+    if np.any(sizes < short):
+        raise ValueError(f"sizes must be at least the images' shorter side {short} (no room to crop from a smaller "
+                         f"image), got {sizes.min():g}")
+    room = np.stack([np.floor(sizes * h / short) - h, np.floor(sizes * w / short) - w], axis=1)
+    if np.any(offsets < 0) or np.any(offsets > room):
+        bad = int(np.argmax(np.any((offsets < 0) | (offsets > room), axis=1)))
+        (r, c), (rr, rc) = offsets[bad].tolist(), room[bad].tolist()
+        raise ValueError(f"offset ({r:g}, {c:g}) of image {bad} lies outside (0..{rr:g}, 0..{rc:g}), "
+                         f"the room left by rescaling to {sizes[bad]:g}")
+    return ops.convert_to_numpy(_scale_crop(images, sizes, offsets))
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class RandomScaleCrop(layers.Layer):
+    """Scale jittering: in training, rescale each image to a random S in [min_size, max_size], then crop.
+
+    The paper rescaled ImageNet images so that the shorter side was S (fixed at 256 or 384, or drawn
+    from [256, 512] per image) and took a random 224x224 crop. Here the crop is the input's own size,
+    so for CIFAR-10 ``RandomScaleCrop(32, 64)`` rescales to S in [32, 64] and crops 32x32. At
+    inference the layer passes images through unchanged.
+    """
+
+    inference_identity = True  # to_fully_convolutional leaves it out
+
+    def __init__(self, min_size: int, max_size: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        for label, v in (("min_size", min_size), ("max_size", max_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{label} must be a positive integer, not {v!r}")
+        if max_size < min_size:
+            raise ValueError(f"max_size ({max_size}) must be at least min_size ({min_size})")
+        self.min_size, self.max_size, self.seed = min_size, max_size, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        h, w = input_shape[1], input_shape[2]
+        if h is None or w is None:
+            raise ValueError("RandomScaleCrop needs a fixed input size (the crop size)")
+        if self.min_size < min(h, w):
+            raise ValueError(f"min_size {self.min_size} is smaller than the {h}x{w} input: S must be at least "
+                             f"the crop size {min(h, w)}")
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        h, w = x.shape[1], x.shape[2]
+        short = float(min(h, w))
+        n = ops.shape(x)[0]
+        u = keras.random.uniform((n, 3), seed=self.seed_generator)
+        sizes = ops.minimum(ops.floor(self.min_size + u[:, 0] * (self.max_size - self.min_size + 1)), self.max_size)
+        room_y = ops.floor(sizes * h / short) - h
+        room_x = ops.floor(sizes * w / short) - w
+        offsets = ops.stack([ops.floor(u[:, 1] * (room_y + 1)), ops.floor(u[:, 2] * (room_x + 1))], axis=1)
+        return ops.cast(_scale_crop(x, sizes, ops.minimum(offsets, ops.stack([room_y, room_x], axis=1))), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "min_size": self.min_size, "max_size": self.max_size, "seed": self.seed}
+
+
+def dense_scores(model: keras.Model, x, sizes=None, flips=(False,), batch_size: int = 256,
+                 chunk: int = 8192) -> dict:
+    """Dense evaluation at several test scales Q: ``{(Q, flipped): class probabilities (N, classes)}``.
+
+    For each Q the images are rescaled (bilinear) so that their shorter side is Q, the fully
+    convolutional form of ``model`` (``vgglab.models.to_fully_convolutional``) gives a class score map,
+    and the map is averaged over its positions. ``flips`` chooses the original (False) and/or the
+    horizontally flipped (True) images. Images are rescaled ``chunk`` at a time to bound memory. Average the entries you want to combine, as the paper did
+    for flips and for Q in {S-32, S, S+32} or {S_min, (S_min+S_max)/2, S_max}.
+    """
+    from vgglab.models import to_fully_convolutional
+
+    x = np.asarray(x, "float32")
+    if x.ndim != 4:
+        raise ValueError(f"x must be images (N, height, width, channels), got shape {x.shape}")
+    n, h, w, c = x.shape
+    short = min(h, w)
+    sizes = (short,) if sizes is None else tuple(sizes)
+    for q in sizes:
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 1:
+            raise ValueError(f"test sizes must be positive integers, not {q!r}")
+    flips = tuple(flips)
+    if not flips or any(f not in (False, True) for f in flips):
+        raise ValueError(f"flips must hold False and/or True, not {flips!r}")
+    out = {}
+    for q in sizes:
+        shape = (int(round(h * q / short)), int(round(w * q / short)))
+        fcn = to_fully_convolutional(model, (*shape, c))
+        for flipped in flips:
+            parts = []
+            for i in range(0, n, chunk):
+                xb = x[i:i + chunk, :, ::-1] if flipped else x[i:i + chunk]
+                if shape != (h, w):
+                    xb = ops.convert_to_numpy(ops.image.resize(xb, shape, interpolation="bilinear"))
+                parts.append(fcn.predict(xb, batch_size=batch_size, verbose=0).mean(axis=(1, 2)))
+            out[(int(q), bool(flipped))] = np.concatenate(parts)
+        del fcn
+    return out
+
+
+def combined_accuracy(scores: dict, y, combos: dict) -> dict:
+    """Accuracy of averaged class probabilities: ``{name: accuracy}`` for ``combos = {name: [(Q, flipped), ...]}``.
+
+    ``scores`` is what ``dense_scores`` returns; each combination averages the probabilities it names.
+    """
+    y = np.asarray(y)
+    out = {}
+    for name, keys in combos.items():
+        keys = list(keys)
+        missing = [k for k in keys if k not in scores]
+        if not keys or missing:
+            raise ValueError(f"combination {name!r} needs scores {missing or keys!r}; available: {sorted(scores)}")
+        probs = np.mean([scores[k] for k in keys], axis=0)
+        if len(probs) != len(y):
+            raise ValueError(f"scores are for {len(probs)} images but y has {len(y)} labels")
+        out[name] = float(np.mean(probs.argmax(-1) == y))
+    return out
