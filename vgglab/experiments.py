@@ -700,3 +700,68 @@ EXPERIMENTS["vgg-a4-jitter"] = Experiment(
     _A4_RECIPE, {"smoke": 2, "cpu": 3, "gpu": 60})
 
 
+# ----------------------------------------------------------------------------------------------
+# Chapter 15 (CNN의 계보): the lineage models at one small budget, and the degradation experiment of
+# He et al. (2016): a deep plain network trains worse than a shallow one, and its residual twin does not.
+
+from vgglab.models import alexnet, cifar_resnet, googlenet_mini, lenet5  # noqa: E402
+
+LINEAGE_EPOCHS = {"smoke": 2, "cpu": 3, "gpu": 30}
+LINEAGE_TRAIN_SIZE = {"smoke": 1_000, "cpu": 2_500}
+# (shallow, deep) plain depths, both 6n + 2; the gpu profile runs the paper's plain-20 / plain-56 pair.
+DEGRADATION_DEPTHS = {"smoke": (8, 14), "cpu": (8, 26), "gpu": (20, 56)}
+# The lineage arms each profile trains (chapter 15) besides the degradation runs; on two CPU cores the budget
+# leaves out AlexNet, VGG-16 and GoogLeNet (the degradation experiment alone takes about 3.5 minutes there).
+LINEAGE_ARMS = {"smoke": ("lenet5",), "cpu": ("lenet5",),
+                "gpu": ("lenet5", "alexnet", "vgg16-lineage", "googlenet-mini")}
+
+
+def resnet_width(profile: Profile) -> float:
+    """The CIFAR ResNets are narrow already (16-32-64 channels), so they get twice the profile's width (at most 1)."""
+    return min(1.0, 2 * profile.width)
+
+
+def degradation_depths(profile: Profile) -> tuple[int, int]:
+    """The (shallow, deep) depths of the degradation experiment in this profile."""
+    if profile.name not in DEGRADATION_DEPTHS:
+        raise ValueError(f"no degradation depths for profile {profile.name!r}; it has {', '.join(DEGRADATION_DEPTHS)}")
+    return DEGRADATION_DEPTHS[profile.name]
+
+
+def _lenet5(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return lenet5()
+
+
+def _alexnet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return alexnet(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+
+
+def _googlenet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return googlenet_mini(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+
+
+def _degradation_net(which: str, residual: bool):
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        depth = degradation_depths(profile)[0 if which == "shallow" else 1]
+        return cifar_resnet(depth, residual=residual, width=resnet_width(profile), shortcut="pad",
+                            augmentation=T.augmentation_layers(recipe, seed))
+    return build
+
+
+EXPERIMENTS.update({
+    "lenet5": Experiment("lenet5", "LeNet-5 (tanh, 평균 풀링)", _lenet5, T.RECIPES["adam"], LINEAGE_EPOCHS,
+                         LINEAGE_TRAIN_SIZE),
+    "alexnet": Experiment("alexnet", "AlexNet, 32x32용 (LRN, 겹치는 풀링, 드롭아웃)", _alexnet, T.RECIPES["adam"],
+                          LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "googlenet-mini": Experiment("googlenet-mini", "작은 GoogLeNet (인셉션 모듈 6개)", _googlenet, T.RECIPES["adam"],
+                                 LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "vgg16-lineage": EXPERIMENTS["vgg16"].variant("vgg16-lineage", "VGG-16 + 배치 정규화, 계보 비교용 (Adam)",
+                                                  recipe=T.RECIPES["adam"], epochs=LINEAGE_EPOCHS,
+                                                  train_size=LINEAGE_TRAIN_SIZE),
+    "plain-shallow": Experiment("plain-shallow", "얕은 플레인 네트워크 (지름길 없음)", _degradation_net("shallow", False),
+                                T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "plain-deep": Experiment("plain-deep", "깊은 플레인 네트워크 (지름길 없음)", _degradation_net("deep", False),
+                             T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "resnet-deep": Experiment("resnet-deep", "깊은 잔차 네트워크 (옵션 A 지름길)", _degradation_net("deep", True),
+                              T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+})
