@@ -90,6 +90,15 @@ def test_run_ladder_tabulates_seeds_and_the_ensemble(tiny, tmp_path):
     assert saved["rows"] == json.loads(json.dumps(result.rows))
     with pytest.raises(ValueError, match="already holds ladder records"):
         E.run_ladder("smoke", data=data, seeds=(0, 1), out=tmp_path / "lad", log=lambda s: None)
+    # and the whole ladder back with load_ladder
+    loaded = E.load_ladder(tmp_path / "lad")
+    assert loaded.table() == result.table().replace(f"{result.seconds / 60:.1f}분", f"{round(result.seconds, 1) / 60:.1f}분")
+    assert [r["seed"] for r in loaded.records["tiny-a"]] == [0, 1] and loaded.ensemble == json.loads(json.dumps(ens))
+    (tmp_path / "lad" / "tiny-a" / "seed1" / "result.json").unlink()  # an interrupted or edited folder
+    with pytest.raises(ValueError, match="do not match ladder.json"):
+        E.load_ladder(tmp_path / "lad")
+    with pytest.raises(ValueError, match="holds no ladder.json"):
+        E.load_ladder(tmp_path / "nothing")
 
 
 def test_run_ladder_checks_its_arguments(tiny):

@@ -389,16 +389,17 @@ EXPERIMENTS["reg-augment"] = EXPERIMENTS["reg-none"].variant("reg-augment", "규
 # ----------------------------------------------------------------------------------------------
 # The technique ladder (chapter 12): a CIFAR-10 workshop's steps, each a small change to the one before.
 #
-# Budget: 30 training runs (10 steps x 3 seeds) plus the ensemble must fit in 15 minutes on two CPU cores, which
-# other people share. Measured there (TensorFlow, config B at width 0.25, batch 64): a run pays 10-12 s of fixed cost
-# (building, tracing the train/validation/test functions, the validation and test passes) and trains at about
-# 330 img/s, or 150 img/s with augmentation. 1,500 images x 2 epochs give about 18 s per run (30 s with
-# augmentation), about 10 minutes in all, which leaves a third for a loaded machine. The test set is a fixed
-# class-balanced subset of 2,000 images (200 per class), so the 30 test passes stay cheap and every run and the
-# ensemble are scored on the same images. Smoke (CI) runs one seed: its runs cost almost only the fixed cost.
+# Budget: 30 training runs (10 steps x 3 seeds) plus the ensemble on two CPU cores, which other people share. A run
+# pays 10-12 s of fixed cost (building, tracing the train/validation/test functions, the validation and test passes);
+# configuration B at width 0.25 trains at about 330 img/s on TensorFlow, slower with augmentation. At 1,500 images x 2
+# epochs (48 updates) step 1 stayed at chance (10.1%, seed 0), so the cpu ladder sees 2,000 images x 3 epochs
+# (94 updates): 21-39 s per run, 15.9 minutes in all, measured with `python -m vgglab run ladder --profile cpu`
+# (book/results/ladder-cpu). The test set is a fixed class-balanced subset of 2,000 images (200 per class), so the
+# 30 test passes stay cheap and every run and the ensemble are scored on the same images. Smoke (CI) runs one seed:
+# its runs cost almost only the fixed cost.
 
-LADDER_EPOCHS = {"smoke": 1, "cpu": 2, "gpu": 40}
-LADDER_TRAIN_SIZE = {"smoke": 500, "cpu": 1_500}  # gpu: every training image
+LADDER_EPOCHS = {"smoke": 1, "cpu": 3, "gpu": 40}
+LADDER_TRAIN_SIZE = {"smoke": 500, "cpu": 2_000}  # gpu: every training image
 LADDER_TEST_SIZE = {"smoke": 500, "cpu": 2_000}  # gpu: the whole test set
 LADDER_BATCH_SIZE = 64
 LADDER_SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
@@ -572,6 +573,33 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
     if out is not None:
         T.write_json(out / "ladder.json", result.to_json())
     return result
+
+
+def load_ladder(folder: str | os.PathLike) -> LadderResult:
+    """The ladder that ``run_ladder(out=folder)`` (or ``python -m vgglab run ladder --out folder``) saved.
+
+    Reads ``folder/ladder.json`` and each run's ``result.json``; raises ValueError naming the folder when the table
+    is missing or a step's records do not match it (say, a run that was interrupted).
+    """
+    root = Path(folder)
+    path = root / "ladder.json"
+    if not path.is_file():
+        raise ValueError(f"{str(root)!r} holds no ladder.json; run python -m vgglab run ladder --out {root}")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        rows, seeds = saved["rows"], tuple(saved["seeds"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"unreadable ladder table {str(path)!r}: {e}") from None
+    records = {}
+    for row in rows:
+        if row.get("std") is None and "members_mean" in row:
+            continue  # the ensemble step: its record is saved['ensemble']
+        found = sorted(load_records(root / row["name"], experiment=row["name"]), key=lambda r: r["seed"])
+        if [r["seed"] for r in found] != list(seeds) or [r["test_accuracy"] for r in found] != row["accuracies"]:
+            raise ValueError(f"the records of {row['name']!r} in {str(root)!r} do not match ladder.json")
+        records[row["name"]] = found
+    return LadderResult(rows, records, saved.get("ensemble"), saved["profile"], saved["dataset"], seeds,
+                        float(saved["seconds"]))
 
 
 def _check_writable(out: Path) -> None:
