@@ -684,3 +684,63 @@ def shift_sensitivity(model, x, shifts=(0, 1, 2, 3, 4), layer: str | None = None
             row["accuracy"] = float(np.mean(p.argmax(-1) == y))
         rows.append(row)
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Dropout and the generalisation gap (chapter 10: fully connected layers and dropout)
+
+
+def dropout_statistics(x, rate: float, samples: int = 10_000, seed: int = 0) -> dict:
+    """What ``keras.layers.Dropout(rate)`` does to the vector ``x`` in training and at inference.
+
+    ``samples`` copies of ``x`` go through one Dropout layer with ``training=True``, and ``x`` once
+    with ``training=False``. Keras uses inverted dropout: a kept entry is multiplied by
+    ``1 / (1 - rate)`` so that its expectation is ``x``, and inference is the identity. Returns
+
+    - ``kept_fraction``: the fraction of entries that were kept (about ``1 - rate``);
+    - ``scales``: the distinct factors (up to float32 rounding) by which kept nonzero entries were multiplied;
+    - ``mean`` and ``var``: per-entry mean and variance over the samples (about ``x`` and
+      ``x**2 * rate / (1 - rate)``);
+    - ``inference``: the output with ``training=False``;
+    - ``samples``: the training-mode outputs, shape ``(samples, len(x))``.
+    """
+    x = np.asarray(x, dtype="float32")
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"x must be a non-empty 1-D array of finite numbers, got shape {x.shape}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"rate must be a number in [0, 1), not {rate!r}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, not {samples!r}")
+    layer = layers.Dropout(rate, seed=seed)
+    batch = np.repeat(x[None, :], samples, axis=0)
+    y = keras.ops.convert_to_numpy(layer(batch, training=True))
+    kept = y != 0
+    nonzero = kept & (batch != 0)
+    scales = []  # distinct ratios, up to float32 rounding
+    for r in np.sort(y[nonzero].astype("float64") / batch[nonzero]):
+        if not scales or r - scales[-1] > 1e-5 * abs(scales[-1]):
+            scales.append(float(r))
+    kept_fraction = float(kept[:, x != 0].mean()) if np.any(x != 0) else 1.0
+    return {"kept_fraction": kept_fraction, "scales": scales,
+            "mean": y.mean(axis=0), "var": y.var(axis=0),
+            "inference": keras.ops.convert_to_numpy(layer(x[None, :], training=False))[0], "samples": y}
+
+
+def generalization_gap(history: dict, metric: str = "accuracy", last: int = 1) -> float:
+    """Training minus validation ``metric``, averaged over the ``last`` epochs of a training history.
+
+    For accuracy a large positive gap means overfitting; for ``metric="loss"`` the sign is flipped
+    (validation minus training loss) so that a large positive value means overfitting as well.
+    """
+    if not isinstance(history, dict):
+        raise TypeError(f"history must be a dict such as record['history'], not {type(history).__name__}")
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be 'accuracy' or 'loss', not {metric!r}")
+    train, val = history.get(metric), history.get(f"val_{metric}")
+    if not train or not val or len(train) != len(val):
+        raise ValueError(f"history needs {metric!r} and 'val_{metric}' of the same, nonzero length; "
+                         f"it has {', '.join(f'{k} ({len(v)})' for k, v in history.items() if isinstance(v, list))}")
+    if isinstance(last, bool) or not isinstance(last, (int, np.integer)) or not 1 <= last <= len(train):
+        raise ValueError(f"last must be an integer from 1 to {len(train)} (the number of epochs), not {last!r}")
+    gap = float(np.mean(train[-last:]) - np.mean(val[-last:]))
+    return -gap if metric == "loss" else gap

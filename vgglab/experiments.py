@@ -386,6 +386,18 @@ EXPERIMENTS["reg-augment"] = EXPERIMENTS["reg-none"].variant("reg-augment", "규
                                                              augment=("flip", "translate", "cutout"))
 
 
+# Chapter 10's arms: one 3x3 convolution per block under the paper's head (fc1, fc2, predictions), so that, as in
+# VGG-16, most parameters sit in the fully connected layers; 2,000 training images make it overfit within minutes.
+# Adam with a one-cycle rate ends at lr 0, so the last epoch's figures do not wobble.
+FC_BUILD = VGGBuild((64, "M", 128, "M", 256, "M"), initializer="he_normal", head="paper")
+FC_RECIPE = T.Recipe("adam-onecycle", "adam", 1e-3, schedule="onecycle",
+                     notes="Adam, 학습률을 0.001까지 올렸다가 0까지 선형으로 내림")
+EXPERIMENTS["fc-none"] = Experiment("fc-none", "완전 연결층 실험: 합성곱 3층 + 논문 head, 드롭아웃 없음", FC_BUILD,
+                                    FC_RECIPE, {"smoke": 10, "cpu": 15, "gpu": 30},
+                                    {"smoke": 1_000, "cpu": 2_000, "gpu": 5_000})
+EXPERIMENTS["fc-dropout"] = EXPERIMENTS["fc-none"].variant("fc-dropout", "완전 연결층 실험: fc1·fc2 뒤 드롭아웃 0.5",
+                                                           build=FC_BUILD.but(dropout=0.5))
+
 # ----------------------------------------------------------------------------------------------
 # The technique ladder (chapter 12): a CIFAR-10 workshop's steps, each a small change to the one before.
 #
