@@ -238,3 +238,57 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     if out is not None:
         T.write_json(Path(out) / "result.json", record)
     return record
+
+
+# ----------------------------------------------------------------------------------------------
+# VGG-13 (configuration B: ten 3x3 convolutions) with ReLU and He initialisation, with and without
+# batch normalisation: the network on which the optimiser and normalisation chapters compare recipes.
+
+from functools import partial  # noqa: E402
+
+
+def _vgg13_he(profile: Profile, recipe: T.Recipe, seed: int, *, batch_norm: bool = False,
+              input_scale: float | None = None) -> keras.Model:
+    """Configuration B at the profile's width, a small head (one FC layer) and no dropout.
+
+    ``input_scale`` puts a ``Rescaling`` layer first: with the ``unit`` normalisation and ``input_scale=255``
+    the first convolution sees raw pixel values 0-255.
+    """
+    front = [keras.layers.Rescaling(input_scale, name="input_scale")] if input_scale is not None else []
+    return vgg("B", input_shape=(32, 32, 3), num_classes=10, batch_norm=batch_norm, width=profile.width,
+               head="small", dropout=0.0, initializer="he_normal",
+               augmentation=front + T.augmentation_layers(recipe, seed),
+               name="vgg13_he_bn" if batch_norm else "vgg13_he")
+
+
+def vgg13_he_builder(batch_norm: bool = False, input_scale: float | None = None):
+    """A ``build(profile, recipe, seed)`` for ``Experiment``: configuration B with ReLU and He initialisation."""
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"batch_norm must be True or False, not {batch_norm!r}")
+    if input_scale is not None and (isinstance(input_scale, bool) or not isinstance(input_scale, (int, float))
+                                    or not input_scale > 0):
+        raise ValueError(f"input_scale must be a positive number or None, not {input_scale!r}")
+    return partial(_vgg13_he, batch_norm=batch_norm, input_scale=input_scale)
+
+
+EXPERIMENTS.update({
+    "vgg13-he": Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4",
+                           vgg13_he_builder(False), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
+                           {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 3_000}),
+    "vgg13-he-bn": Experiment("vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4",
+                              vgg13_he_builder(True), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
+                              {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 3_000}),
+})
+
+COMPARISON_TEST_SIZE = {"cpu": 2_000}  # profile -> test images for a chapter's many short comparison arms
+
+
+def comparison_profile(profile: "str | Profile | None" = None) -> Profile:
+    """The profile for a chapter's short comparison arms: on ``cpu`` the test set is cut to a class-balanced
+    2,000 images, since testing on all 10,000 would cost each short arm about as much as its training.
+    Other profiles are returned unchanged (``smoke`` already tests on 1,000, ``gpu`` on all 10,000)."""
+    prof = get_profile(profile)
+    size = COMPARISON_TEST_SIZE.get(prof.name)
+    if size is None or (prof.test_size is not None and prof.test_size <= size):
+        return prof
+    return replace(prof, test_size=size)
