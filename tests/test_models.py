@@ -116,3 +116,16 @@ def test_conv_stack_counts_and_checks():
         conv_stack([], 16)
     with pytest.raises(ValueError, match="channels"):
         conv_stack([3], 0)
+
+
+def test_every_layer_draws_its_own_initial_weights():
+    # Config B at width 0.25 has same-shaped layers (block4_conv2, block5_conv1, block5_conv2); one shared
+    # initializer object would give them identical kernels.
+    keras.utils.set_random_seed(0)
+    model = vgg("B", input_shape=(32, 32, 3), num_classes=10, width=0.25, head="small")
+    kernels = [model.get_layer(n).get_weights()[0] for n in ("block4_conv2", "block5_conv1", "block5_conv2")]
+    assert kernels[0].shape == kernels[1].shape == kernels[2].shape
+    assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
+    keras.utils.set_random_seed(0)
+    again = vgg("B", input_shape=(32, 32, 3), num_classes=10, width=0.25, head="small")
+    np.testing.assert_array_equal(again.get_layer("block5_conv2").get_weights()[0], kernels[2])

@@ -96,6 +96,14 @@ def _get(kind: str, getter, value):
         raise ValueError(f"unknown {kind} {value!r}: {e}") from None
 
 
+def _fresh(init):
+    """A copy of ``init`` for one layer. A Keras initializer object draws with one fixed seed, so layers of the
+    same shape that shared it would all start with identical weights."""
+    if isinstance(init, keras.initializers.Initializer):
+        return init.__class__.from_config(init.get_config())
+    return init
+
+
 def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch_norm: bool = False,
         activation="relu", initializer="glorot_uniform", dropout: float = 0.5, width: float = 1.0,
         head: str = "paper", head_units: int | None = None, regularizer=None, augmentation=None,
@@ -141,7 +149,7 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
             filters, k = (item, 3) if isinstance(item, int) else tuple(item)
             conv += 1
             tag = f"block{block}_conv{conv}"
-            x = layers.Conv2D(_scaled(filters, width), k, padding="same", kernel_initializer=_fresh_initializer(init),
+            x = layers.Conv2D(_scaled(filters, width), k, padding="same", kernel_initializer=_fresh(init),
                               kernel_regularizer=reg, use_bias=not batch_norm,
                               activation=None if batch_norm else act, name=tag)(x)
             if batch_norm:
@@ -156,10 +164,10 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
         default = [_scaled(4096, width)] * 2 if head == "paper" else [_scaled(512, width)]
         fcs = [head_units] * len(default) if head_units else default
     for j, units in enumerate(fcs, start=1):
-        x = layers.Dense(units, activation=act, kernel_initializer=_fresh_initializer(init), kernel_regularizer=reg, name=f"fc{j}")(x)
+        x = layers.Dense(units, activation=act, kernel_initializer=_fresh(init), kernel_regularizer=reg, name=f"fc{j}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation=classifier_activation, kernel_initializer=_fresh_initializer(init),
+    outputs = layers.Dense(num_classes, activation=classifier_activation, kernel_initializer=_fresh(init),
                            kernel_regularizer=reg, name="predictions")(x)
     default_name = {v: k for k, v in ALIASES.items()}.get(cfg_name, f"vgg_{cfg_name}".lower().replace("-", "_"))
     return keras.Model(inputs, outputs, name=name or default_name)
@@ -176,11 +184,11 @@ def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sig
     for layer in augmentation or []:
         x = layer(x)
     for i, f in enumerate(filters, start=1):
-        x = layers.Conv2D(f, 5, padding="same", activation=act, kernel_initializer=_fresh_initializer(init), name=f"block{i}_conv1")(x)
+        x = layers.Conv2D(f, 5, padding="same", activation=act, kernel_initializer=_fresh(init), name=f"block{i}_conv1")(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{i}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(fc_units, activation=act, kernel_initializer=_fresh_initializer(init), name="fc1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh_initializer(init), name="predictions")(x)
+    x = layers.Dense(fc_units, activation=act, kernel_initializer=_fresh(init), name="fc1")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -228,20 +236,3 @@ def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | Non
     for i, k in enumerate(kernels, start=1):
         x = layers.Conv2D(channels, k, padding="same", use_bias=use_bias, activation=act, name=f"conv{i}")(x)
     return keras.Model(inputs, x, name=name)
-
-
-# ----------------------------------------------------------------------------------------------
-# One initializer instance per layer
-
-
-def _fresh_initializer(init):
-    """A new copy of an unseeded Keras initializer, for one layer.
-
-    An unseeded Keras 3 initializer draws an integer seed once, when it is made, and then returns the
-    same random numbers on every call. Shared by all layers, it would give every layer the same draws
-    (scaled to each layer's fan-in), so each layer gets its own copy. A seeded initializer is returned
-    as it is: the caller asked for those exact numbers.
-    """
-    if isinstance(init, keras.initializers.Initializer) and getattr(init, "_init_seed", 0) is None:
-        return init.__class__.from_config(init.get_config())
-    return init
