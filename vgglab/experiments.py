@@ -274,10 +274,10 @@ def vgg13_he_builder(batch_norm: bool = False, input_scale: float | None = None)
 EXPERIMENTS.update({
     "vgg13-he": Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4",
                            vgg13_he_builder(False), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
-                           {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 3_000}),
+                           {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500}),
     "vgg13-he-bn": Experiment("vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4",
                               vgg13_he_builder(True), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
-                              {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 3_000}),
+                              {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500}),
 })
 
 COMPARISON_TEST_SIZE = {"cpu": 2_000}  # profile -> test images for a chapter's many short comparison arms
