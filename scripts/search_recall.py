@@ -42,6 +42,8 @@ def page_texts(site: Path, docnames: list[str]) -> dict[str, str]:
         raw = (site / f"{doc}.html").read_text(encoding="utf-8")
         main = re.search(r'<main[^>]*>(.*)</main>', raw, re.S)
         raw = re.sub(r"<(script|style)\b.*?</\1>", " ", main.group(1) if main else raw, flags=re.S)
+        # the previous/next links name the neighbouring chapters; Sphinx rightly does not index them for this page
+        raw = re.sub(r"<footer\b.*?</footer>", " ", raw, flags=re.S)
         out[doc] = html.unescape(re.sub(r"<[^>]+>", " ", raw))
     return out
 

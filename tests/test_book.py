@@ -141,3 +141,17 @@ def test_chapter_form(path):
     first = next((c for c in code if c.get("outputs")), None)
     assert first is not None and "프로파일" in json.dumps(first["outputs"], ensure_ascii=False), (
         "the first output says which profile, data and device produced the outputs")
+
+
+def test_bibliography_parses_and_holds_every_cited_key():
+    """A malformed entry stops the whole build; a missing key is a broken citation."""
+    pybtex = pytest.importorskip("pybtex.database")
+    keys = set()
+    for f in CONFIG["bibtex_bibfiles"]:
+        keys |= set(pybtex.parse_file(str(BOOK / f)).entries)  # raises on a syntax error
+    cited = set()
+    for path in CHAPTERS:
+        for cell in _nb(path)["cells"]:
+            for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", _src(cell)):
+                cited |= {k.strip() for k in group.split(",")}
+    assert cited and not cited - keys, sorted(cited - keys)

@@ -75,12 +75,14 @@ def test_layer_outputs():
     np.testing.assert_allclose(outs["c"][..., 0], x.sum(-1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs["r"], np.maximum(outs["c"], 0))
     assert list(analysis.layer_outputs(model, x, "f")) == ["f"]
-    with pytest.raises(ValueError, match="no layer 'z'"):
+    with pytest.raises(ValueError, match="unknown layer 'z'"):
         analysis.layer_outputs(model, x, ["z"])
     with pytest.raises(ValueError, match="at least one"):
         analysis.layer_outputs(model, x, [])
     with pytest.raises(TypeError, match="Keras model"):
         analysis.layer_outputs("model", x, ["c"])
+    with pytest.raises(ValueError, match=r"shape \(N, 4, 4, 2\)"):
+        analysis.layer_outputs(model, x[..., :1], ["c"])
 
 
 def test_layer_outputs_training_mode_uses_batch_statistics():

@@ -57,3 +57,35 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert record["test_accuracy"] == reference["test_accuracy"]
     assert record["confusion_matrix"] == reference["confusion_matrix"]
     assert not [p for p in os.listdir(killed) if p.endswith(".tmp")]
+
+
+def _run_with_fault(out, tmp_path, fault, resume):
+    env = {**_env(tmp_path), "VGGLAB_FAULT": fault}
+    proc = subprocess.run(_cli(out, tmp_path, *(["--resume"] if resume else [])), env=env, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, (fault, proc.returncode, proc.stderr[-1000:])
+    assert not (out / "result.json").exists()
+
+
+def test_kills_during_the_checkpoint_and_record_writes(tmp_path):
+    """SIGKILL inside the atomic writes themselves: a torn temporary checkpoint, a complete one not yet renamed,
+    and the final record's write. Each resume continues from the last whole checkpoint and ends like an
+    uninterrupted run."""
+    full = tmp_path / "full"
+    subprocess.run(_cli(full, tmp_path), env=_env(tmp_path), check=True, capture_output=True)
+    reference = json.loads((full / "result.json").read_text(encoding="utf-8"))
+
+    out = tmp_path / "faults"
+    _run_with_fault(out, tmp_path, "checkpoint.npz:2:half", resume=False)  # torn write of epoch 2's checkpoint
+    assert _epochs_done(out) == 1 and any(p.endswith(".tmp") for p in os.listdir(out))
+    _run_with_fault(out, tmp_path, "checkpoint.npz:2:whole", resume=True)  # epoch 3's checkpoint, before rename
+    assert _epochs_done(out) == 2
+    _run_with_fault(out, tmp_path, "result.json:1:whole", resume=True)  # all epochs done, record not yet renamed
+    assert _epochs_done(out) == 3
+    done = subprocess.run(_cli(out, tmp_path, "--resume"), env=_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        assert record["history"][key] == reference["history"][key], key
+    assert record["test_accuracy"] == reference["test_accuracy"]
+    assert record["confusion_matrix"] == reference["confusion_matrix"]
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]

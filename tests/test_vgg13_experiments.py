@@ -6,7 +6,7 @@ import pytest
 
 import vgglab
 import vgglab.analysis
-from vgglab.experiments import EXPERIMENTS, comparison_profile, vgg13_he_builder
+from vgglab.experiments import EXPERIMENTS, comparison_profile
 from vgglab.runtime import PROFILES
 
 
@@ -24,16 +24,13 @@ def test_vgg13_experiments_build_configuration_b(name, bn):
     assert set(exp.epochs) == {"smoke", "cpu", "gpu"}
 
 
-def test_input_scale_puts_raw_pixels_into_the_first_convolution():
-    model = vgg13_he_builder(input_scale=255.0)(PROFILES["smoke"], EXPERIMENTS["vgg13-he"].recipe, 0)
-    assert model.layers[1].name == "input_scale"
-    x = np.full((1, 32, 32, 3), 0.5, "float32")
-    seen = vgglab.analysis.layer_outputs(model, x, ["input_scale"])["input_scale"]
-    np.testing.assert_allclose(seen, 127.5)
-    with pytest.raises(ValueError, match="input_scale"):
-        vgg13_he_builder(input_scale=0)
-    with pytest.raises(TypeError, match="batch_norm"):
-        vgg13_he_builder(batch_norm="yes")
+def test_raw_normalization_feeds_pixel_values():
+    x = np.array([[[[0, 128, 255]]]], np.uint8)
+    np.testing.assert_array_equal(vgglab.data.normalize(x, "raw"), [[[[0.0, 128.0, 255.0]]]])
+    exp = EXPERIMENTS["vgg13-he"].variant("input-raw", normalization="raw")
+    assert exp.recipe.normalization == "raw" and exp.build == EXPERIMENTS["vgg13-he"].build
+    with pytest.raises(ValueError, match="unknown normalisation 'pixels'"):
+        vgglab.data.normalize(x, "pixels")
 
 
 def test_comparison_profile():
@@ -51,26 +48,3 @@ def test_a_variant_runs_end_to_end_on_synthetic_data():
     record = vgglab.run_experiment(exp, profile="smoke", data=data, log=lambda s: None)
     assert record["config"]["recipe"]["momentum"] == 0.9 and record["config"]["train_size"] == 128
     assert len(record["history"]["loss"]) == 1 and 0 <= record["test_accuracy"] <= 1
-
-
-@pytest.mark.parametrize("init", ["he_normal", "glorot_uniform", keras.initializers.RandomNormal(stddev=0.01)])
-def test_every_layer_draws_its_own_initial_weights(init):
-    """An unseeded Keras initializer returns the same draws on every call; vgg() must not share one between layers."""
-    from vgglab.runtime import set_seed
-
-    def kernels():
-        set_seed(0)
-        model = vgglab.vgg([8, 8, "M", 8, "M"], input_shape=(32, 32, 3), num_classes=10, head="small", head_units=16,
-                           initializer=init)
-        return [np.asarray(layer.kernel).ravel() for layer in model.layers if hasattr(layer, "kernel")]
-
-    first = kernels()
-    n = min(len(k) for k in first)
-    standardised = [k[:n] / k[:n].std() for k in first]
-    for i in range(len(standardised)):
-        for j in range(i + 1, len(standardised)):
-            assert abs(np.corrcoef(standardised[i], standardised[j])[0, 1]) < 0.5, (i, j)
-    assert all(np.array_equal(a, b) for a, b in zip(first, kernels()))  # still reproducible from the seed
-    basic = vgglab.basic_cnn(initializer=init)
-    k1, k2 = (np.asarray(basic.get_layer(n).kernel).ravel()[:500] for n in ("block1_conv1", "block2_conv1"))
-    assert abs(np.corrcoef(k1, k2)[0, 1]) < 0.5

@@ -12,6 +12,11 @@ import os as _os
 
 # TensorFlow's C++ start-up chatter (oneDNN notes, graph warnings) confuses readers; real errors still raise.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's Python-side notes ("... triggered tf.function retracing") appear when a chapter evaluates several
+# fresh models in a row; they are harmless and would fill the training logs. Warnings of other libraries stay.
+import logging as _logging  # noqa: E402
+
+_logging.getLogger("tensorflow").setLevel(_logging.ERROR)
 
 __version__ = "0.1.0"
 
@@ -38,3 +43,18 @@ __all__ = [
     "setup",
     "vgg",
 ]
+
+
+def _quiet_tensorflow() -> None:
+    """Silence TensorFlow's Python-side warnings too (tf.function retracing when a chapter trains several
+    models in a row). In Jupyter, TensorFlow sets its logger to INFO when it is first asked for it, so this
+    asks for it first and then raises the level; errors still raise."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+
+
+_quiet_tensorflow()

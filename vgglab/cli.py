@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vgglab", description="vgglab: VGG와 CNN 실험을 실행합니다.")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="이름 붙은 실험을 실행합니다")
-    run.add_argument("experiment", help="실험 이름 (python -m vgglab list 참고)")
+    run.add_argument("experiment", help="실험 이름 (python -m vgglab list 참고), 또는 기법 사다리 전체를 돌리는 ladder")
     run.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
                      help="실행 규모 (기본: VGGLAB_PROFILE, 없으면 GPU가 있으면 gpu, 아니면 cpu)")
     run.add_argument("--epochs", type=int, default=None, help="에포크 수 (기본: 실험과 프로파일이 정함)")
@@ -50,6 +50,7 @@ def _dispatch(args) -> int:
         for e in experiments.EXPERIMENTS.values():
             eps = ", ".join(f"{k} {v}" for k, v in e.epochs.items())
             print(f"  {e.name:<12} {e.title} (에포크: {eps}; 레시피 {e.recipe.name})")
+        print("  ladder       기법 사다리: ladder-01 ~ ladder-10을 시드 여러 개로 돌리고 앙상블까지 한 표로")
         print("프로파일:")
         for p in runtime.PROFILES.values():
             print(f"  {p.name:<6} 학습 {p.train_size or '전체'} · 검증 {p.val_size} · 테스트 {p.test_size or '전체'}"
@@ -71,6 +72,8 @@ def _dispatch(args) -> int:
         raise ValueError("--resume needs --out DIR (the folder that holds the checkpoint)")
     if args.data not in (None, "synthetic") and not os.path.exists(args.data):
         raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
+    if args.experiment == "ladder":
+        return _run_ladder(args)
     experiments.get_experiment(args.experiment)  # fail fast, before loading data
     record = experiments.run_experiment(args.experiment, profile=args.profile, epochs=args.epochs, seed=args.seed,
                                         out=args.out, resume=args.resume, source=args.data, progress_every=30.0,
@@ -78,4 +81,22 @@ def _dispatch(args) -> int:
     where = f" → {os.path.join(args.out, 'result.json')}" if args.out else ""
     print(f"완료: {record['experiment']} · 테스트 정확도 {record['test_accuracy']:.2%} · "
           f"{record['train_images_per_second']:,.0f} img/s · {record['wall_seconds']:.0f}초{where}")
+    return 0
+
+
+def _run_ladder(args) -> int:
+    """``run ladder``: every ladder step for several seeds (``--seed`` is the first), then the table."""
+    from vgglab import experiments, runtime
+
+    if args.epochs is not None:
+        raise ValueError("the ladder sets its epochs per profile (vgglab.experiments.LADDER_EPOCHS); leave out --epochs")
+    if args.resume:
+        raise ValueError("the ladder cannot resume; run it again with a new --out directory")
+    prof = runtime.get_profile(args.profile)
+    seeds = tuple(args.seed + i for i in range(len(experiments.LADDER_SEEDS[prof.name])))
+    result = experiments.run_ladder(prof, seeds=seeds, out=args.out, source=args.data,
+                                    log=lambda s: print(s, flush=True))
+    print(result.table())
+    if args.out:
+        print(f"기록: {os.path.join(args.out, 'ladder.json')}")
     return 0

@@ -241,44 +241,542 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
 
 
 # ----------------------------------------------------------------------------------------------
-# VGG-13 (configuration B: ten 3x3 convolutions) with ReLU and He initialisation, with and without
-# batch normalisation: the network on which the optimiser and normalisation chapters compare recipes.
+# Chapters 11-12: a VGG builder whose choices are data, regularisation arms, the technique ladder,
+# runs that keep their model, and reading stored records
 
-from functools import partial  # noqa: E402
+import re  # noqa: E402
 
 
-def _vgg13_he(profile: Profile, recipe: T.Recipe, seed: int, *, batch_norm: bool = False,
-              input_scale: float | None = None) -> keras.Model:
-    """Configuration B at the profile's width, a small head (one FC layer) and no dropout.
+@dataclass(frozen=True)
+class VGGBuild:
+    """An ``Experiment.build`` that keeps its design choices as data, so that a variant changes one of them.
 
-    ``input_scale`` puts a ``Rescaling`` layer first: with the ``unit`` normalisation and ``input_scale=255``
-    the first convolution sees raw pixel values 0-255.
+    ``VGGBuild("B", activation="sigmoid").but(activation="relu")`` is the same network with ReLU. The fields
+    map onto ``vgglab.vgg``: ``width=None`` takes the profile's width; ``initializer`` is a Keras name
+    (``"glorot_uniform"`` is Xavier, ``"he_normal"`` is He) or ``"normal(0.01)"`` for N(0, 0.01²);
+    ``l1`` and ``l2`` add ``keras.regularizers`` penalties, l1·Σ|w| and l2·Σw², to the loss for every
+    kernel (not for biases or batch-normalisation scales). The recipe's augmentation goes in front.
     """
-    front = [keras.layers.Rescaling(input_scale, name="input_scale")] if input_scale is not None else []
-    return vgg("B", input_shape=(32, 32, 3), num_classes=10, batch_norm=batch_norm, width=profile.width,
-               head="small", dropout=0.0, initializer="he_normal",
-               augmentation=front + T.augmentation_layers(recipe, seed),
-               name="vgg13_he_bn" if batch_norm else "vgg13_he")
+
+    config: object = "B"
+    activation: str = "relu"
+    initializer: str = "glorot_uniform"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    head: str = "small"
+    head_units: int | None = None
+    width: float | None = None
+
+    def __post_init__(self):
+        if isinstance(self.config, list):
+            object.__setattr__(self, "config", tuple(self.config))
+        for label in ("l1", "l2"):
+            v = getattr(self, label)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ValueError(f"{label} must be a penalty coefficient in [0, 1), not {v!r}")
+        self.keras_initializer()  # fail early on a bad name
+
+    def but(self, **changes) -> "VGGBuild":
+        """This build with some fields changed."""
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown VGGBuild field {unknown[0]!r}; change one of {', '.join(self.__dataclass_fields__)}")
+        return replace(self, **changes)
+
+    def keras_initializer(self):
+        match = re.fullmatch(r"normal\(([0-9.eE+-]+)\)", str(self.initializer))
+        if match:
+            std = float(match.group(1))
+            if not std > 0:
+                raise ValueError(f"initializer {self.initializer!r}: the standard deviation must be positive")
+            return keras.initializers.RandomNormal(0.0, std)
+        try:
+            return keras.initializers.get(self.initializer)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"unknown initializer {self.initializer!r}: use a Keras name such as 'he_normal' "
+                             f"or 'normal(0.01)' ({e})") from None
+
+    def regularizer(self):
+        if self.l1 and self.l2:
+            return keras.regularizers.L1L2(l1=self.l1, l2=self.l2)
+        if self.l1:
+            return keras.regularizers.L1(self.l1)
+        return keras.regularizers.L2(self.l2) if self.l2 else None
+
+    def __call__(self, profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        return vgg(list(self.config) if isinstance(self.config, tuple) else self.config, input_shape=(32, 32, 3),
+                   num_classes=10, batch_norm=self.batch_norm, activation=self.activation,
+                   initializer=self.keras_initializer(), dropout=self.dropout, width=self.width or profile.width,
+                   head=self.head, head_units=self.head_units, regularizer=self.regularizer(),
+                   augmentation=T.augmentation_layers(recipe, seed))
+
+    def describe(self) -> str:
+        """The choices in a few words: ``B · relu · glorot_uniform · BN · 드롭아웃 0.3 · L2 0.0005``."""
+        parts = [self.config if isinstance(self.config, str) else "사용자 구성", self.activation, str(self.initializer)]
+        parts += ["BN"] if self.batch_norm else []
+        parts += [f"드롭아웃 {self.dropout:g}"] if self.dropout else []
+        parts += [f"L1 {self.l1:g}"] if self.l1 else []
+        parts += [f"L2 {self.l2:g}"] if self.l2 else []
+        return " · ".join(parts)
 
 
-def vgg13_he_builder(batch_norm: bool = False, input_scale: float | None = None):
-    """A ``build(profile, recipe, seed)`` for ``Experiment``: configuration B with ReLU and He initialisation."""
-    if not isinstance(batch_norm, bool):
-        raise TypeError(f"batch_norm must be True or False, not {batch_norm!r}")
-    if input_scale is not None and (isinstance(input_scale, bool) or not isinstance(input_scale, (int, float))
-                                    or not input_scale > 0):
-        raise ValueError(f"input_scale must be a positive number or None, not {input_scale!r}")
-    return partial(_vgg13_he, batch_norm=batch_norm, input_scale=input_scale)
+class _KeepModel:
+    """A build that remembers the model it built, so that the caller gets the trained model back."""
+
+    def __init__(self, build):
+        self.build, self.model = build, None
+
+    def __call__(self, profile, recipe, seed):
+        self.model = self.build(profile, recipe, seed)
+        return self.model
+
+
+def run_with_model(name: "str | Experiment", **kwargs) -> tuple[dict, keras.Model]:
+    """``run_experiment`` that also returns the trained model (for weight statistics and ensembles).
+
+    TensorFlow's warning that new models' functions were traced again ("triggered tf.function retracing") is
+    expected when one process trains many models, and is kept out of the output.
+    """
+    exp = get_experiment(name)
+    keep = _KeepModel(exp.build)
+    with T.no_retracing_warnings():
+        record = run_experiment(replace(exp, build=keep), **kwargs)
+    if keep.model is None:
+        raise ValueError(f"the run of {exp.name!r} in {str(kwargs.get('out'))!r} had already finished, so no model "
+                         "was trained; load it from its checkpoint or use another out directory")
+    return record, keep.model
+
+
+def experiment_splits(name: "str | Experiment", profile: str | Profile | None, data: D.CIFAR10Data,
+                      seed: int = 0) -> Splits:
+    """The training, validation and test arrays that ``run_experiment(name, seed=seed)`` uses."""
+    exp, prof = get_experiment(name), get_profile(profile)
+    return prepare(data, prof, normalization=exp.recipe.normalization, seed=seed,
+                   train_size=exp.train_size.get(prof.name))
+
+
+def overfit_summary(record: dict, model: keras.Model, splits: Splits) -> dict:
+    """How far a trained model fits its training images beyond new ones.
+
+    ``train_accuracy`` is measured after training in inference mode on the (unaugmented) training images, so
+    dropout and augmentation do not lower it; ``gap`` is that minus the last epoch's validation accuracy.
+    """
+    if not record.get("history", {}).get("val_accuracy"):
+        raise ValueError("the record has no validation accuracy; run with a profile that keeps validation images")
+    train = T.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
+    val = record["history"]["val_accuracy"][-1]
+    return {"train_accuracy": train, "val_accuracy": val, "test_accuracy": record["test_accuracy"], "gap": train - val}
+
+
+# Chapter 11's arms: a three-layer VGG with batch normalisation (about 950 img/s at width 0.25 on two CPU cores),
+# trained with momentum SGD on 1,000 images for 15 epochs, so that it overfits within half a minute. With SGD an L2
+# penalty in the loss and weight decay are the same update, so L1 and L2 are compared as the same kind of loss term.
+REG_BUILD = VGGBuild((64, "M", 128, "M", 256, "M"), activation="relu", initializer="he_normal", batch_norm=True,
+                     head="small")
+REG_RECIPE = T.Recipe("sgd-momentum", "sgd", 0.05, momentum=0.9, batch_size=32,
+                      notes="모멘텀 0.9의 SGD, 학습률 0.05 고정, 배치 32")
+REG_L2, REG_L1 = 5e-3, 5e-4  # strong enough to see within a few hundred steps
+EXPERIMENTS["reg-none"] = Experiment("reg-none", "규제 실험: 합성곱 3층 VGG + BN, 규제 없음", REG_BUILD, REG_RECIPE,
+                                     {"smoke": 2, "cpu": 15, "gpu": 30}, {"smoke": 500, "cpu": 1_000, "gpu": 5_000})
+EXPERIMENTS["reg-l2"] = EXPERIMENTS["reg-none"].variant("reg-l2", "규제 실험: L2 규제", build=REG_BUILD.but(l2=REG_L2))
+EXPERIMENTS["reg-l1"] = EXPERIMENTS["reg-none"].variant("reg-l1", "규제 실험: L1 규제", build=REG_BUILD.but(l1=REG_L1))
+EXPERIMENTS["reg-augment"] = EXPERIMENTS["reg-none"].variant("reg-augment", "규제 실험: 뒤집기 + 이동 + 컷아웃 증강",
+                                                             augment=("flip", "translate", "cutout"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The technique ladder (chapter 12): a CIFAR-10 workshop's steps, each a small change to the one before.
+#
+# Budget: 30 training runs (10 steps x 3 seeds) plus the ensemble must fit in 15 minutes on two CPU cores, which
+# other people share. Measured there (TensorFlow, config B at width 0.25, batch 64): a run pays 10-12 s of fixed cost
+# (building, tracing the train/validation/test functions, the validation and test passes) and trains at about
+# 330 img/s, or 150 img/s with augmentation. 1,500 images x 2 epochs give about 18 s per run (30 s with
+# augmentation), about 10 minutes in all, which leaves a third for a loaded machine. The test set is a fixed
+# class-balanced subset of 2,000 images (200 per class), so the 30 test passes stay cheap and every run and the
+# ensemble are scored on the same images. Smoke (CI) runs one seed: its runs cost almost only the fixed cost.
+
+LADDER_EPOCHS = {"smoke": 1, "cpu": 2, "gpu": 40}
+LADDER_TRAIN_SIZE = {"smoke": 500, "cpu": 1_500}  # gpu: every training image
+LADDER_TEST_SIZE = {"smoke": 500, "cpu": 2_000}  # gpu: the whole test set
+LADDER_BATCH_SIZE = 64
+LADDER_SEEDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    number: int
+    name: str  # a registered experiment, or for the ensemble step the name of its record
+    label: str  # a short Korean label for tables and charts
+    change: str  # what this step changes
+    reported: float | None  # the workshop's reported test accuracy, where it gave one
+    ensemble_of: str | None = None  # the ensemble step: the step whose seeds' models it averages
+
+
+def _ladder() -> list[LadderStep]:
+    budget = {"epochs": LADDER_EPOCHS, "train_size": LADDER_TRAIN_SIZE}
+    s1 = EXPERIMENTS["basic-cnn"].variant("ladder-01-basic", "사다리 1: 기본 CNN (합성곱 2층, 시그모이드)",
+                                          normalization="unit", batch_size=LADDER_BATCH_SIZE, **budget)
+    sgd = T.Recipe("sgd-momentum", "sgd", 0.01, momentum=0.9, normalization="unit", batch_size=LADDER_BATCH_SIZE,
+                   notes="모멘텀 SGD, 학습률 0.01")
+    s2 = s1.variant("ladder-02-vgg-sigmoid", "사다리 2: 합성곱 10층 VGG (구성 B), 시그모이드, N(0, 0.01²)",
+                    build=VGGBuild("B", activation="sigmoid", initializer="normal(0.01)"), recipe=sgd)
+    s3 = s2.variant("ladder-03-relu", "사다리 3: ReLU", build=s2.build.but(activation="relu"))
+    s4 = s3.variant("ladder-04-xavier", "사다리 4: Xavier 초기화", build=s3.build.but(initializer="glorot_uniform"))
+    s5 = s4.variant("ladder-05-adam", "사다리 5: Adam (학습률 1e-4)",
+                    recipe=T.Recipe("adam-1e-4", "adam", 1e-4, normalization="unit", batch_size=LADDER_BATCH_SIZE,
+                                    notes="Adam, 학습률 1e-4"))
+    s6 = s5.variant("ladder-06-normalize", "사다리 6: 입력을 [-1, 1]로", normalization="minus_one_one")
+    s7 = s6.variant("ladder-07-bn", "사다리 7: 배치 정규화", build=s6.build.but(batch_norm=True))
+    s8 = s7.variant("ladder-08-dropout", "사다리 8: 드롭아웃 (유지 확률 0.7)", build=s7.build.but(dropout=0.3))
+    s9 = s8.variant("ladder-09-l2", "사다리 9: L2 규제 5e-4 (손실 항)", build=s8.build.but(l2=5e-4))
+    s10 = s9.variant("ladder-10-augment", "사다리 10: 데이터 증강 (뒤집기 + 이동)", augment=("flip", "translate"))
+    for exp in (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10):
+        EXPERIMENTS[exp.name] = exp
+    return [
+        LadderStep(1, s1.name, "기본 CNN", "합성곱 2층 + 완전 연결 384, 시그모이드, Adam 1e-3, 입력 [0, 1]", 0.69),
+        LadderStep(2, s2.name, "VGG + 시그모이드", "합성곱 10층 VGG(구성 B), N(0, 0.01²) 초기화, 모멘텀 SGD 0.01", 0.10),
+        LadderStep(3, s3.name, "ReLU", "활성화 함수를 ReLU로", 0.10),
+        LadderStep(4, s4.name, "Xavier", "초기화를 Xavier(glorot_uniform)로", None),
+        LadderStep(5, s5.name, "Adam", "옵티마이저를 Adam(학습률 1e-4)으로", 0.787),
+        LadderStep(6, s6.name, "입력 정규화", "입력을 [0, 1]에서 [-1, 1]로", None),
+        LadderStep(7, s7.name, "배치 정규화", "합성곱층마다 배치 정규화", None),
+        LadderStep(8, s8.name, "드롭아웃", "완전 연결층 뒤에 드롭아웃 0.3 (유지 확률 0.7)", None),
+        LadderStep(9, s9.name, "L2 규제", "모든 커널에 L2 5e-4 (손실 항)", 0.842),
+        LadderStep(10, s10.name, "데이터 증강", "좌우 뒤집기 + 최대 4픽셀 이동", None),
+        LadderStep(11, "ladder-11-ensemble", "앙상블", "10단계의 시드별 모델의 소프트맥스 평균", None,
+                   ensemble_of=s10.name),
+    ]
+
+
+LADDER: list[LadderStep] = _ladder()
+
+
+def ladder_budget(profile: str | Profile | None = None) -> dict:
+    """What one ladder run sees in a profile: epochs, training and test images, seeds."""
+    prof = get_profile(profile)
+    return {"profile": prof.name, "epochs": LADDER_EPOCHS[prof.name],
+            "train_size": LADDER_TRAIN_SIZE.get(prof.name, prof.train_size),
+            "test_size": LADDER_TEST_SIZE.get(prof.name, prof.test_size), "seeds": LADDER_SEEDS[prof.name],
+            "width": prof.width, "batch_size": LADDER_BATCH_SIZE}
+
+
+@dataclass
+class LadderResult:
+    rows: list  # one dict per step: step, name, label, change, accuracies, mean, std, reported, seconds
+    records: dict  # experiment name -> the records of its seeds
+    ensemble: dict | None
+    profile: str
+    dataset: str
+    seeds: tuple
+    seconds: float
+
+    def row(self, number: int) -> dict:
+        return next(r for r in self.rows if r["step"] == number)
+
+    def table(self) -> str:
+        """The ladder as text: mean ± sample standard deviation over seeds, and the workshop's figure."""
+        lines = [f"{'단계':<4}{'기법':<12}{'테스트 정확도':>16}{'워크숍':>8}",
+                 "-" * 44]
+        for r in self.rows:
+            acc = (f"{r['mean']:.1%} ± {r['std']:.1%}" if r["std"] is not None else f"{r['mean']:.1%}")
+            rep = f"{r['reported']:.1%}" if r["reported"] is not None else "—"
+            lines.append(f"{r['step']:>3}  {r['label']:<12}{acc:>16}{rep:>9}")
+        lines.append(f"프로파일 {self.profile} · 데이터 {self.dataset} · 시드 {', '.join(map(str, self.seeds))}"
+                     f" · {self.seconds / 60:.1f}분")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "dataset": self.dataset, "seeds": list(self.seeds),
+                "seconds": round(self.seconds, 1), "rows": self.rows, "ensemble": self.ensemble}
+
+
+def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | None = None, seeds=None,
+               out: str | os.PathLike | None = None, steps: list[LadderStep] | None = None, source=None,
+               epoch_logs: bool = True, log=print) -> LadderResult:
+    """Run every ladder step for several seeds at the profile's ladder budget and tabulate the test accuracy.
+
+    Every run sees the same fixed test subset (``LADDER_TEST_SIZE``). The ensemble step averages the softmax
+    outputs of the models that its ``ensemble_of`` step trained with each seed. With ``out``, each run's
+    record is written to ``out/<experiment>/seed<k>/result.json``, the ensemble's to
+    ``out/ladder-11-ensemble/result.json`` and the table to ``out/ladder.json``. ``epoch_logs=False`` logs one
+    line per run instead of one per epoch.
+    """
+    prof = get_profile(profile)
+    steps = LADDER if steps is None else list(steps)
+    seeds = tuple(LADDER_SEEDS[prof.name] if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, not {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, not {s!r}")
+    names = [s.name for s in steps if s.ensemble_of is None]
+    for s in steps:
+        if s.ensemble_of is None:
+            get_experiment(s.name)
+        elif s.ensemble_of not in names:
+            raise ValueError(f"ensemble step {s.name!r} averages {s.ensemble_of!r}, which is not an earlier step")
+    out = Path(out) if out is not None else None
+    if out is not None:
+        _check_writable(out)
+        if (out / "ladder.json").exists() or any(out.glob("*/seed*/result.json")):
+            raise ValueError(f"{str(out)!r} already holds ladder records; choose another --out directory")
+    t0 = time.perf_counter()
+    data = data if data is not None else load_for_profile(prof, source, log)
+    n_test = LADDER_TEST_SIZE.get(prof.name)
+    if n_test is not None and n_test < len(data.y_test):
+        data = data.subset(test_size=n_test, seed=0)
+    keep = {s.ensemble_of for s in steps if s.ensemble_of}
+    rows, records, probs, ensemble = [], {}, {}, None
+    for step in steps:
+        if step.ensemble_of is None:
+            exp = get_experiment(step.name)
+            records[exp.name], accs, secs = [], [], 0.0
+            for seed in seeds:
+                if epoch_logs:
+                    log(f"── 사다리 {step.number}단계 ({step.label}) · 시드 {seed}")
+                record, model = run_with_model(exp, profile=prof, data=data, seed=seed,
+                                               log=log if epoch_logs else (lambda s: None))
+                if not epoch_logs:
+                    log(f"{step.number:>2}단계 {step.label} · 시드 {seed} · 테스트 정확도 {record['test_accuracy']:.1%}"
+                        f" · 마지막 에포크 학습 손실 {record['history']['loss'][-1]:.3f} · {record['wall_seconds']:.0f}초")
+                record["ladder_step"], record["test_images"] = step.number, len(data.y_test)
+                if exp.name in keep:
+                    x_test = experiment_splits(exp, prof, data, seed).x_test
+                    with T.no_retracing_warnings():
+                        probs.setdefault(exp.name, []).append(model.predict(x_test, batch_size=256, verbose=0))
+                del model
+                keras.backend.clear_session()
+                records[exp.name].append(record)
+                accs.append(record["test_accuracy"])
+                secs += record["wall_seconds"]
+                if out is not None:
+                    T.write_json(out / exp.name / f"seed{seed}" / "result.json", record)
+            rows.append(_ladder_row(step, accs, secs))
+        else:
+            splits = experiment_splits(step.ensemble_of, prof, data, seeds[0])
+            ensemble = T.ensemble_scores(probs[step.ensemble_of], splits.y_test)
+            ensemble.update({"experiment": step.name, "test_accuracy": ensemble["ensemble_accuracy"],
+                             "ensemble_of": step.ensemble_of, "seeds": list(seeds),
+                             "profile": prof.name, "dataset": data.name, "data_source": data.source,
+                             "backend": keras.backend.backend(), "device": device_name(),
+                             "test_images": len(splits.y_test), "ladder_step": step.number, "versions": versions()})
+            log(f"── 사다리 {step.number}단계 ({step.label}): 시드 {len(seeds)}개 모델의 앙상블 "
+                f"{ensemble['ensemble_accuracy']:.1%} (모델 평균 {ensemble['mean_member_accuracy']:.1%})")
+            rows.append({**_ladder_row(step, [ensemble["ensemble_accuracy"]], 0.0), "std": None,
+                         "members_mean": ensemble["mean_member_accuracy"]})
+            if out is not None:
+                T.write_json(out / step.name / "result.json", ensemble)
+    result = LadderResult(rows, records, ensemble, prof.name, data.name, seeds, time.perf_counter() - t0)
+    if out is not None:
+        T.write_json(out / "ladder.json", result.to_json())
+    return result
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"output directory {str(out)!r} is not writable: {e.strerror or e}") from None
+
+
+def _ladder_row(step: LadderStep, accs: list, seconds: float) -> dict:
+    return {"step": step.number, "name": step.name, "label": step.label, "change": step.change,
+            "accuracies": [float(a) for a in accs], "mean": float(np.mean(accs)),
+            "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None, "reported": step.reported,
+            "seconds": round(seconds, 1)}
+
+
+def load_records(folder: str | os.PathLike, experiment: str | None = None, profile: str | None = None) -> list[dict]:
+    """Every ``result.json`` under ``folder`` (recursively), optionally only one experiment's or profile's.
+
+    Each record gets ``"path"``, the file it came from. A folder that does not exist holds no records
+    (say, a chapter opened in Colab without the repository's ``book/results``). A file that is not a
+    record raises ValueError naming it.
+    """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path, not {type(folder).__name__} {folder!r}")
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{str(root)!r} is a file, not a folder of result.json files")
+    out = []
+    for path in sorted(root.rglob("result.json")) if root.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"unreadable record {str(path)!r}: {e}") from None
+        if not isinstance(record, dict) or "experiment" not in record or "test_accuracy" not in record:
+            raise ValueError(f"{str(path)!r} is not a vgglab result record (no experiment or test_accuracy)")
+        if experiment is not None and record["experiment"] != experiment:
+            continue
+        if profile is not None and record.get("profile") != profile:
+            continue
+        out.append({**record, "path": str(path)})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The ladder of a CIFAR-10 workshop on VGG configuration B (10 convolutions, the small head, no dropout):
+# which activation and which initialisation let a plain 10-convolution network learn at all.
+# Chapters 05 (activation functions) and 06 (weight initialisation) run these.
+
+
+def vgg_b_builder(activation="relu", initializer="he_normal", batch_norm: bool = False, name: str | None = None):
+    """A ``build(profile, recipe, seed)`` for an ``Experiment``: VGG configuration B (10 convolutions) for CIFAR-10
+    at the profile's width, with the small head, no dropout and the given activation, initialiser and batch norm.
+
+    ``initializer`` is a Keras name (``"he_normal"``), a config dict such as ``NORMAL_001`` or an initialiser;
+    ``vgg()`` gives every layer its own copy.
+    """
+    from vgglab.models import _get
+
+    _get("activation", keras.activations.get, activation)  # fail here, not in the middle of a run
+    _get("initializer", keras.initializers.get, initializer)
+
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        return vgg("B", input_shape=(32, 32, 3), num_classes=10, activation=activation, initializer=initializer,
+                   batch_norm=batch_norm, dropout=0.0, width=profile.width, head="small",
+                   augmentation=T.augmentation_layers(recipe, seed), name=name or "vgg_b")
+
+    return build
+
+
+NORMAL_001 = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.01}}
+_LADDER_EPOCHS = {"smoke": 3, "cpu": 3, "gpu": 30}
+_LADDER_TRAIN = {"cpu": 3_000}
+
+EXPERIMENTS.update({
+    "vggb-sigmoid": Experiment("vggb-sigmoid", "합성곱 10층(VGG 구성 B), 시그모이드, Glorot 초기화",
+                               vgg_b_builder("sigmoid", "glorot_uniform", name="vggb_sigmoid"), T.RECIPES["adam"],
+                               _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-normal": Experiment("vggb-relu-normal", "합성곱 10층, ReLU, N(0, 0.01²) 초기화",
+                                   vgg_b_builder("relu", NORMAL_001, name="vggb_relu_normal"), T.RECIPES["adam"],
+                                   _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-glorot": Experiment("vggb-relu-glorot", "합성곱 10층, ReLU, Glorot 초기화",
+                                   vgg_b_builder("relu", "glorot_uniform", name="vggb_relu_glorot"), T.RECIPES["adam"],
+                                   _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-he": Experiment("vggb-relu-he", "합성곱 10층, ReLU, He 초기화",
+                               vgg_b_builder("relu", "he_normal", name="vggb_relu_he"), T.RECIPES["adam"],
+                               _LADDER_EPOCHS, _LADDER_TRAIN),
+    "vggb-relu-normal-bn": Experiment("vggb-relu-normal-bn", "합성곱 10층, ReLU, N(0, 0.01²) 초기화 + 배치 정규화",
+                                      vgg_b_builder("relu", NORMAL_001, batch_norm=True, name="vggb_relu_normal_bn"),
+                                      T.RECIPES["adam"], _LADDER_EPOCHS, _LADDER_TRAIN),
+})
+
+
+# ----------------------------------------------------------------------------------------------
+# Keeping the trained model (chapter 09 measures trained networks after their run)
+
+
+# ----------------------------------------------------------------------------------------------
+# The VGG paper chapter: scale jittering on CIFAR-10, and keeping a trained model for test-time evaluation
+
+
+# Configuration A's first four blocks: four poolings leave a 2x2 feature map at 32x32, so in dense evaluation
+# fc1 becomes a 2x2 convolution (the 7x7 of ImageNet), and the test sizes 32, 48 and 64 are all multiples of 16.
+VGG_A4 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]
+
+
+def _vgg_a4(scale_range: tuple[int, int] | None):
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        # The paper's training scale S at CIFAR size: a 32x32 crop of the image rescaled to S, plus flips.
+        jitter = [T.RandomScaleCrop(*scale_range, seed=seed, name="augment_scale")] if scale_range else []
+        return vgg(VGG_A4, input_shape=(32, 32, 3), num_classes=10, batch_norm=True, width=profile.width,
+                   head="small", dropout=0.0, initializer="he_normal",
+                   augmentation=[*jitter, *T.augmentation_layers(recipe, seed)], name="vgg_a4_bn")
+    return build
+
+
+_A4_RECIPE = replace(T.RECIPES["modern"], augment=("flip",))
+EXPERIMENTS["vgg-a4-s32"] = Experiment(
+    "vgg-a4-s32", "구성 A의 앞 네 블록 + 배치 정규화, 고정 척도 S=32 + 좌우 뒤집기", _vgg_a4(None), _A4_RECIPE,
+    {"smoke": 2, "cpu": 3, "gpu": 60})
+EXPERIMENTS["vgg-a4-jitter"] = Experiment(
+    "vgg-a4-jitter", "구성 A의 앞 네 블록 + 배치 정규화, 척도 지터링 S∈[32, 64] + 좌우 뒤집기", _vgg_a4((32, 64)),
+    _A4_RECIPE, {"smoke": 2, "cpu": 3, "gpu": 60})
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 15 (CNN의 계보): the lineage models at one small budget, and the degradation experiment of
+# He et al. (2016): a deep plain network trains worse than a shallow one, and its residual twin does not.
+
+from vgglab.models import alexnet, cifar_resnet, googlenet_mini, lenet5  # noqa: E402
+
+LINEAGE_EPOCHS = {"smoke": 2, "cpu": 3, "gpu": 30}
+LINEAGE_TRAIN_SIZE = {"smoke": 1_000, "cpu": 2_500}
+# (shallow, deep) plain depths, both 6n + 2; the gpu profile runs the paper's plain-20 / plain-56 pair.
+DEGRADATION_DEPTHS = {"smoke": (8, 14), "cpu": (8, 26), "gpu": (20, 56)}
+# The lineage arms each profile trains (chapter 15) besides the degradation runs; on two CPU cores the budget
+# leaves out AlexNet, VGG-16 and GoogLeNet (the degradation experiment alone takes about 3.5 minutes there).
+LINEAGE_ARMS = {"smoke": ("lenet5",), "cpu": ("lenet5",),
+                "gpu": ("lenet5", "alexnet", "vgg16-lineage", "googlenet-mini")}
+
+
+def resnet_width(profile: Profile) -> float:
+    """The CIFAR ResNets are narrow already (16-32-64 channels), so they get twice the profile's width (at most 1)."""
+    return min(1.0, 2 * profile.width)
+
+
+def degradation_depths(profile: Profile) -> tuple[int, int]:
+    """The (shallow, deep) depths of the degradation experiment in this profile."""
+    if profile.name not in DEGRADATION_DEPTHS:
+        raise ValueError(f"no degradation depths for profile {profile.name!r}; it has {', '.join(DEGRADATION_DEPTHS)}")
+    return DEGRADATION_DEPTHS[profile.name]
+
+
+def _lenet5(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return lenet5()
+
+
+def _alexnet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return alexnet(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+
+
+def _googlenet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    return googlenet_mini(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+
+
+def _degradation_net(which: str, residual: bool):
+    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+        depth = degradation_depths(profile)[0 if which == "shallow" else 1]
+        return cifar_resnet(depth, residual=residual, width=resnet_width(profile), shortcut="pad",
+                            augmentation=T.augmentation_layers(recipe, seed))
+    return build
 
 
 EXPERIMENTS.update({
-    "vgg13-he": Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4",
-                           vgg13_he_builder(False), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
-                           {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500}),
-    "vgg13-he-bn": Experiment("vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4",
-                              vgg13_he_builder(True), T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
-                              {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500}),
+    "lenet5": Experiment("lenet5", "LeNet-5 (tanh, 평균 풀링)", _lenet5, T.RECIPES["adam"], LINEAGE_EPOCHS,
+                         LINEAGE_TRAIN_SIZE),
+    "alexnet": Experiment("alexnet", "AlexNet, 32x32용 (LRN, 겹치는 풀링, 드롭아웃)", _alexnet, T.RECIPES["adam"],
+                          LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "googlenet-mini": Experiment("googlenet-mini", "작은 GoogLeNet (인셉션 모듈 6개)", _googlenet, T.RECIPES["adam"],
+                                 LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "vgg16-lineage": EXPERIMENTS["vgg16"].variant("vgg16-lineage", "VGG-16 + 배치 정규화, 계보 비교용 (Adam)",
+                                                  recipe=T.RECIPES["adam"], epochs=LINEAGE_EPOCHS,
+                                                  train_size=LINEAGE_TRAIN_SIZE),
+    "plain-shallow": Experiment("plain-shallow", "얕은 플레인 네트워크 (지름길 없음)", _degradation_net("shallow", False),
+                                T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "plain-deep": Experiment("plain-deep", "깊은 플레인 네트워크 (지름길 없음)", _degradation_net("deep", False),
+                             T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+    "resnet-deep": Experiment("resnet-deep", "깊은 잔차 네트워크 (옵션 A 지름길)", _degradation_net("deep", True),
+                              T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
 })
+
+
+# ----------------------------------------------------------------------------------------------
+# VGG-13 (configuration B: ten 3x3 convolutions) with ReLU and He initialisation, with and without
+# batch normalisation: the network on which the optimiser and normalisation chapters compare recipes.
+
+VGG13_HE = VGGBuild("B", initializer="he_normal", head="small")  # ReLU, one FC layer, no dropout
+EXPERIMENTS["vgg13-he"] = Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4", VGG13_HE,
+                                     T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
+                                     {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500})
+EXPERIMENTS["vgg13-he-bn"] = EXPERIMENTS["vgg13-he"].variant(
+    "vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4", build=VGG13_HE.but(batch_norm=True))
 
 COMPARISON_TEST_SIZE = {"cpu": 2_000}  # profile -> test images for a chapter's many short comparison arms
 

@@ -123,6 +123,150 @@ def bar_compare(labels, values, ylabel: str, ax=None, fmt: str = "{:,.0f}", log:
 
 
 # ----------------------------------------------------------------------------------------------
+# Chapters 11-12: augmented images, weight histograms, the technique ladder
+
+
+def augmentation_grid(columns: dict, titles_fontsize: int = 9):
+    """Images side by side: ``{column title: images (N, H, W, 3)}``, one row per image.
+
+    Images may be uint8 (0-255) or floats in [-1, 1] (the book's ``minus_one_one`` normalisation).
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(columns, dict) or not columns:
+        raise ValueError("columns must be a non-empty dict of {title: images}")
+    arrays = [np.asarray(v) for v in columns.values()]
+    if any(a.ndim != 4 for a in arrays) or len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"every column needs images of one shape (N, H, W, C), got {[a.shape for a in arrays]}")
+    n, k = len(arrays[0]), len(arrays)
+    fig, axes = plt.subplots(n, k, figsize=(k * 1.25, n * 1.25), squeeze=False)
+    for j, (title, a) in enumerate(zip(columns, arrays)):
+        shown = a if a.dtype == np.uint8 else np.clip((a + 1.0) / 2.0, 0.0, 1.0)
+        for i in range(n):
+            ax = axes[i, j]
+            ax.imshow(shown[i])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=titles_fontsize)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def weight_histograms(weights: dict, ax=None, bins: int = 81, limit: float | None = None, log: bool = True):
+    """Histograms of weights for several models, ``{label: flat array}``, as outlines on one axis."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError("weights must be a non-empty dict of {label: array}")
+    ax = ax or plt.subplots(figsize=(6, 3.4))[1]
+    arrays = {k: np.ravel(np.asarray(v, np.float64)) for k, v in weights.items()}
+    limit = limit or float(max(np.quantile(np.abs(a), 0.999) for a in arrays.values()))
+    edges = np.linspace(-limit, limit, bins + 1)
+    for i, (label, a) in enumerate(arrays.items()):  # values beyond ±limit (the rarest 0.1%) are left out
+        ax.hist(a, bins=edges, histtype="step", linewidth=1.4, color=f"C{i}", label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("가중치 값")
+    ax.set_ylabel("가중치 수" + (" (로그 눈금)" if log else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def ladder_chart(rows, ax=None, chance: float = 0.1):
+    """Mean test accuracy per ladder step with standard-deviation error bars, and the reported figures.
+
+    ``rows`` are the dicts of ``vgglab.experiments.LadderResult.rows`` (``step``, ``label``, ``mean``, ``std``,
+    ``reported``); a row without ``std`` gets no error bar, a row without ``reported`` no marker.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must hold at least one ladder step")
+    ax = ax or plt.subplots(figsize=(10, 3.8))[1]
+    x = np.arange(len(rows))
+    means = [100 * r["mean"] for r in rows]
+    errs = [100 * r["std"] if r.get("std") is not None else 0.0 for r in rows]
+    ax.bar(x, means, yerr=errs, capsize=3, color="C0", alpha=0.8, label="이 책 (평균 ± 표준편차)")
+    for xi, m in zip(x, means):
+        ax.annotate(f"{m:.0f}", (xi, m), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=8)
+    rep = [(xi, 100 * r["reported"]) for xi, r in zip(x, rows) if r.get("reported") is not None]
+    if rep:
+        ax.scatter(*zip(*rep), marker="D", color="C3", zorder=3, label="워크숍 보고값")
+    ax.axhline(100 * chance, color="gray", linestyle=":", label=f"무작위 추측 ({100 * chance:.0f}%)")
+    ax.set_xticks(x, [f"{r['step']}\n{r['label']}" for r in rows], fontsize=8)
+    ax.set_ylabel("테스트 정확도 (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-layer profiles (gradient norms, activation statistics) for several networks
+
+
+def layer_curves(series: dict, names, ylabel: str, ax=None, log: bool = True, title: str | None = None,
+                 styles: dict | None = None):
+    """One line per network over its layers, input side on the left: ``series = {label: [value per layer]}``.
+
+    ``names`` labels the x axis (layer names); every series needs one value per name. With ``log`` the y axis
+    is logarithmic, which is what vanishing or exploding quantities need. ``styles`` maps a label to extra
+    ``plot`` keywords (``{"ReLU (He)": {"linestyle": "--"}}``).
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(names)
+    if not isinstance(series, dict) or not series:
+        raise ValueError("series must be a non-empty dict of {label: [one value per layer]}")
+    for label, values in series.items():
+        if len(values) != len(names):
+            raise ValueError(f"series {label!r} has {len(values)} values for {len(names)} layer names")
+        if log and np.any(np.asarray(values, dtype=float) <= 0):
+            raise ValueError(f"series {label!r} has values <= 0, which a log scale cannot show; use log=False")
+    ax = ax or plt.subplots(figsize=(7, 3.8))[1]
+    for i, (label, values) in enumerate(series.items()):
+        kw = {"color": f"C{i}", "marker": "o", "markersize": 4, **(styles or {}).get(label, {})}
+        ax.plot(range(len(names)), values, label=label, **kw)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+        plain_log_labels(ax)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plain_log_labels(ax, axis: str = "y"):
+    """Label a log axis ``1e-8``, ``1e-4``, ``1`` in plain text.
+
+    Matplotlib writes log ticks as mathtext ``10^{-8}``, whose minus sign (U+2212) Korean fonts such as
+    NanumGothic lack, so it would show as a box.
+    """
+    import matplotlib.ticker as mticker
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', not {axis!r}")
+
+    def label(v, _pos):
+        if v <= 0:
+            return ""
+        e = np.log10(v)
+        return ("1" if round(e) == 0 else f"1e{round(e)}") if abs(e - round(e)) < 1e-9 else f"{v:.0e}"
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(mticker.FuncFormatter(label))
+    target.set_minor_formatter(mticker.NullFormatter())
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------
 # Optimiser paths over a 2-D surface
 
 

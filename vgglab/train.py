@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: str = "constant"  # "constant" | "plateau" | "onecycle"
     label_smoothing: float = 0.0
-    augment: tuple[str, ...] = ()  # "flip", "translate"
+    augment: tuple[str, ...] = ()  # "flip", "translate", "cutout"
     normalization: str = "minus_one_one"
     plateau_patience: int = 2
     plateau_max_drops: int = 3
@@ -55,7 +56,7 @@ RECIPES: dict[str, Recipe] = {
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "onecycle")
-AUGMENTATIONS = ("flip", "translate")
+AUGMENTATIONS = ("flip", "translate", "cutout")
 
 
 def check_recipe(recipe: Recipe) -> Recipe:
@@ -83,6 +84,8 @@ def augmentation_layers(recipe: Recipe, seed: int = 0) -> list:
     if "translate" in recipe.augment:  # up to 4 px each way, like padding by 4 and cropping 32x32
         out.append(layers.RandomTranslation(0.125, 0.125, fill_mode="constant", interpolation="nearest",
                                             seed=seed + 1, name="augment_translate"))
+    if "cutout" in recipe.augment:  # one CUTOUT_SIZE x CUTOUT_SIZE square per image set to 0 (Cutout, below)
+        out.append(Cutout(CUTOUT_SIZE, seed=seed + 2, name="augment_cutout"))
     return out
 
 
@@ -148,10 +151,31 @@ def _atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _injected_fault(path, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_WRITES: dict[str, int] = {}
+
+
+def _injected_fault(path: Path, tmp: str) -> None:
+    """Fault injection for the kill tests. ``VGGLAB_FAULT=NAME:N:half`` kills this process with SIGKILL during its
+    N-th atomic write of a file named NAME, with the temporary file cut to half its size (a write torn by the
+    kill); ``NAME:N:whole`` kills it after the temporary file is complete, before the rename."""
+    spec = os.environ.get("VGGLAB_FAULT")
+    if not spec:
+        return
+    name, n, how = spec.split(":")
+    if path.name != name:
+        return
+    _WRITES[name] = _WRITES.get(name, 0) + 1
+    if _WRITES[name] == int(n):
+        if how == "half":
+            os.truncate(tmp, os.path.getsize(tmp) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -318,3 +342,284 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256) -> dict:
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (y, pred), 1)
     return {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Cutout and ensembles (chapters 11 and 12)
+
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+
+CUTOUT_SIZE = 16  # DeVries & Taylor (2017) found 16 x 16 best on CIFAR-10 (8 x 8 on CIFAR-100)
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class Cutout(layers.Layer):
+    """Cutout (DeVries & Taylor, 2017): in training, set one ``size`` x ``size`` square of every image to 0.
+
+    The square's centre is drawn uniformly over the image, so near a border only part of the square
+    lies inside it, as in the paper. After ``minus_one_one`` or ``standardize`` normalisation 0 is a
+    mid grey or the mean colour. At inference (``training=False``) the layer returns its input unchanged.
+    """
+
+    def __init__(self, size: int = CUTOUT_SIZE, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"cutout size must be a positive integer, not {size!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"cutout seed must be a non-negative integer or None, not {seed!r}")
+        self.size, self.seed = int(size), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        shape = ops.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        cy = keras.random.randint((n, 1, 1), 0, h, seed=self.seed_generator)
+        cx = keras.random.randint((n, 1, 1), 0, w, seed=self.seed_generator)
+        top, left = cy - self.size // 2, cx - self.size // 2
+        rows = ops.expand_dims(ops.expand_dims(ops.arange(h), 0), -1)  # (1, h, 1)
+        cols = ops.expand_dims(ops.expand_dims(ops.arange(w), 0), 0)  # (1, 1, w)
+        inside = ops.logical_and(ops.logical_and(rows >= top, rows < top + self.size),
+                                 ops.logical_and(cols >= left, cols < left + self.size))
+        keep = ops.cast(ops.logical_not(inside), x.dtype)
+        return x * ops.expand_dims(keep, -1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
+def ensemble_predict(models, x, batch_size: int = 256) -> np.ndarray:
+    """The ensemble's class probabilities: the mean of its members' softmax outputs on ``x``."""
+    return _member_probs(models, x, batch_size)[0].mean(axis=0)
+
+
+@contextlib.contextmanager
+def no_retracing_warnings():
+    """Keep TensorFlow's "triggered tf.function retracing" warning out of the output while many models run.
+
+    Each new model traces its own functions, so the warning is expected; only the ``logging`` module is touched.
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
+
+
+def _member_probs(models, x, batch_size: int) -> tuple[np.ndarray, list[float]]:
+    models = list(models) if not isinstance(models, keras.Model) else [models]
+    if not models or not all(isinstance(m, keras.Model) for m in models):
+        raise ValueError(f"an ensemble needs a non-empty list of Keras models, got {models!r}")
+    shapes = {tuple(m.output_shape) for m in models}
+    if len(shapes) != 1:
+        raise ValueError(f"the members' outputs differ in shape: {sorted(map(str, shapes))}")
+    probs, seconds = [], []
+    for m in models:
+        t0 = time.perf_counter()
+        with no_retracing_warnings():
+            probs.append(np.asarray(m.predict(x, batch_size=batch_size, verbose=0), np.float64))
+        seconds.append(time.perf_counter() - t0)
+    return np.stack(probs), seconds
+
+
+def evaluate_ensemble(models, x, y, batch_size: int = 256) -> dict:
+    """Accuracy of the averaged softmax, and of every member on the same images.
+
+    Returns ``ensemble_accuracy``, ``ensemble_loss`` (cross-entropy of the averaged probabilities),
+    ``member_accuracies``, ``mean_member_accuracy``, ``best_member_accuracy`` and ``predict_seconds``
+    (each member's inference time on ``x``; the ensemble costs their sum).
+    """
+    probs, seconds = _member_probs(models, x, batch_size)
+    return {**ensemble_scores(probs, y), "predict_seconds": seconds}
+
+
+def ensemble_scores(member_probs, y) -> dict:
+    """The scores of ``evaluate_ensemble`` from the members' class probabilities, shape (members, images, classes)."""
+    probs = np.asarray(member_probs, np.float64)
+    y = np.asarray(y)
+    if probs.ndim != 3 or len(probs) == 0:
+        raise ValueError(f"member_probs must have shape (members, images, classes), not {probs.shape}")
+    if probs.shape[1] != len(y):
+        raise ValueError(f"the members scored {probs.shape[1]} images but y has {len(y)} labels")
+    mean = probs.mean(axis=0)
+    members = [float((p.argmax(-1) == y).mean()) for p in probs]
+    loss = float(-np.mean(np.log(np.clip(mean[np.arange(len(y)), y], 1e-7, 1.0))))
+    return {"ensemble_accuracy": float((mean.argmax(-1) == y).mean()), "ensemble_loss": loss,
+            "member_accuracies": members, "mean_member_accuracy": float(np.mean(members)),
+            "best_member_accuracy": float(max(members)), "members": len(members)}
+
+
+def augment_images(x, augment, seed: int = 0) -> np.ndarray:
+    """Apply ``augment`` (names from ``AUGMENTATIONS``, in that order) to float images, as in training.
+
+    For looking at augmentation: each call with the same ``seed`` gives the same result.
+    """
+    augment = (augment,) if isinstance(augment, str) else tuple(augment)
+    recipe = check_recipe(Recipe("augment", "sgd", 0.1, augment=augment))
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C), not {x.shape}")
+    for layer in augmentation_layers(recipe, seed):
+        x = keras.ops.convert_to_numpy(layer(x, training=True))
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# The VGG paper's scale jittering and dense, multi-scale evaluation (Simonyan & Zisserman 2015, 3.1-3.2)
+
+
+def _scale_crop(images, sizes, offsets):
+    """``scale_crop`` without the checks, for use inside a model (``sizes``, ``offsets`` are tensors)."""
+    h, w = images.shape[1], images.shape[2]
+    s = ops.cast(sizes, "float32") / float(min(h, w))
+    offsets = ops.cast(offsets, "float32")
+    zero = ops.zeros_like(s)
+    # Output pixel (col, row) samples the input at ((col + ox + 0.5) / s - 0.5, (row + oy + 0.5) / s - 0.5):
+    # pixel col + ox of the image resized by s (half-pixel centres, like keras.ops.image.resize).
+    transform = ops.stack([1 / s, zero, (offsets[:, 1] + 0.5) / s - 0.5,
+                           zero, 1 / s, (offsets[:, 0] + 0.5) / s - 0.5, zero, zero], axis=1)
+    return ops.image.affine_transform(ops.cast(images, "float32"), transform, interpolation="bilinear",
+                                      fill_mode="nearest")
+
+
+def scale_crop(images, sizes, offsets):
+    """Rescale each image so its shorter side is ``sizes[i]``, then cut a window of the input's size from it.
+
+    ``images`` is ``(N, H, W, C)``; ``offsets[i] = (row, col)`` is the window's top-left corner in the
+    rescaled image, from 0 to (rescaled side - input side). Bilinear, in one resampling with
+    ``keras.ops.image.affine_transform``, so it runs on every backend. With S = 64 and CIFAR's 32x32
+    images this is "rescale to 64x64, crop 32x32": the paper's training crop at scale S.
+    """
+    images = np.asarray(images, "float32")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, height, width, channels), got shape {images.shape}")
+    n, h, w = images.shape[:3]
+    sizes = np.broadcast_to(np.asarray(sizes, "float32"), (n,))
+    offsets = np.broadcast_to(np.asarray(offsets, "float32"), (n, 2))
+    short = min(h, w)
+    if np.any(sizes < short):
+        raise ValueError(f"sizes must be at least the images' shorter side {short} (no room to crop from a smaller "
+                         f"image), got {sizes.min():g}")
+    room = np.stack([np.floor(sizes * h / short) - h, np.floor(sizes * w / short) - w], axis=1)
+    if np.any(offsets < 0) or np.any(offsets > room):
+        bad = int(np.argmax(np.any((offsets < 0) | (offsets > room), axis=1)))
+        (r, c), (rr, rc) = offsets[bad].tolist(), room[bad].tolist()
+        raise ValueError(f"offset ({r:g}, {c:g}) of image {bad} lies outside (0..{rr:g}, 0..{rc:g}), "
+                         f"the room left by rescaling to {sizes[bad]:g}")
+    return ops.convert_to_numpy(_scale_crop(images, sizes, offsets))
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class RandomScaleCrop(layers.Layer):
+    """Scale jittering: in training, rescale each image to a random S in [min_size, max_size], then crop.
+
+    The paper rescaled ImageNet images so that the shorter side was S (fixed at 256 or 384, or drawn
+    from [256, 512] per image) and took a random 224x224 crop. Here the crop is the input's own size,
+    so for CIFAR-10 ``RandomScaleCrop(32, 64)`` rescales to S in [32, 64] and crops 32x32. At
+    inference the layer passes images through unchanged.
+    """
+
+    inference_identity = True  # to_fully_convolutional leaves it out
+
+    def __init__(self, min_size: int, max_size: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        for label, v in (("min_size", min_size), ("max_size", max_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{label} must be a positive integer, not {v!r}")
+        if max_size < min_size:
+            raise ValueError(f"max_size ({max_size}) must be at least min_size ({min_size})")
+        self.min_size, self.max_size, self.seed = min_size, max_size, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        h, w = input_shape[1], input_shape[2]
+        if h is None or w is None:
+            raise ValueError("RandomScaleCrop needs a fixed input size (the crop size)")
+        if self.min_size < min(h, w):
+            raise ValueError(f"min_size {self.min_size} is smaller than the {h}x{w} input: S must be at least "
+                             f"the crop size {min(h, w)}")
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        h, w = x.shape[1], x.shape[2]
+        short = float(min(h, w))
+        n = ops.shape(x)[0]
+        u = keras.random.uniform((n, 3), seed=self.seed_generator)
+        sizes = ops.minimum(ops.floor(self.min_size + u[:, 0] * (self.max_size - self.min_size + 1)), self.max_size)
+        room_y = ops.floor(sizes * h / short) - h
+        room_x = ops.floor(sizes * w / short) - w
+        offsets = ops.stack([ops.floor(u[:, 1] * (room_y + 1)), ops.floor(u[:, 2] * (room_x + 1))], axis=1)
+        return ops.cast(_scale_crop(x, sizes, ops.minimum(offsets, ops.stack([room_y, room_x], axis=1))), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "min_size": self.min_size, "max_size": self.max_size, "seed": self.seed}
+
+
+def dense_scores(model: keras.Model, x, sizes=None, flips=(False,), batch_size: int = 256,
+                 chunk: int = 8192) -> dict:
+    """Dense evaluation at several test scales Q: ``{(Q, flipped): class probabilities (N, classes)}``.
+
+    For each Q the images are rescaled (bilinear) so that their shorter side is Q, the fully
+    convolutional form of ``model`` (``vgglab.models.to_fully_convolutional``) gives a class score map,
+    and the map is averaged over its positions. ``flips`` chooses the original (False) and/or the
+    horizontally flipped (True) images. Images are rescaled ``chunk`` at a time to bound memory. Average the entries you want to combine, as the paper did
+    for flips and for Q in {S-32, S, S+32} or {S_min, (S_min+S_max)/2, S_max}.
+    """
+    from vgglab.models import to_fully_convolutional
+
+    x = np.asarray(x, "float32")
+    if x.ndim != 4:
+        raise ValueError(f"x must be images (N, height, width, channels), got shape {x.shape}")
+    n, h, w, c = x.shape
+    short = min(h, w)
+    sizes = (short,) if sizes is None else tuple(sizes)
+    for q in sizes:
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 1:
+            raise ValueError(f"test sizes must be positive integers, not {q!r}")
+    flips = tuple(flips)
+    if not flips or any(f not in (False, True) for f in flips):
+        raise ValueError(f"flips must hold False and/or True, not {flips!r}")
+    out = {}
+    for q in sizes:
+        shape = (int(round(h * q / short)), int(round(w * q / short)))
+        fcn = to_fully_convolutional(model, (*shape, c))
+        for flipped in flips:
+            parts = []
+            for i in range(0, n, chunk):
+                xb = x[i:i + chunk, :, ::-1] if flipped else x[i:i + chunk]
+                if shape != (h, w):
+                    xb = ops.convert_to_numpy(ops.image.resize(xb, shape, interpolation="bilinear"))
+                parts.append(fcn.predict(xb, batch_size=batch_size, verbose=0).mean(axis=(1, 2)))
+            out[(int(q), bool(flipped))] = np.concatenate(parts)
+        del fcn
+    return out
+
+
+def combined_accuracy(scores: dict, y, combos: dict) -> dict:
+    """Accuracy of averaged class probabilities: ``{name: accuracy}`` for ``combos = {name: [(Q, flipped), ...]}``.
+
+    ``scores`` is what ``dense_scores`` returns; each combination averages the probabilities it names.
+    """
+    y = np.asarray(y)
+    out = {}
+    for name, keys in combos.items():
+        keys = list(keys)
+        missing = [k for k in keys if k not in scores]
+        if not keys or missing:
+            raise ValueError(f"combination {name!r} needs scores {missing or keys!r}; available: {sorted(scores)}")
+        probs = np.mean([scores[k] for k in keys], axis=0)
+        if len(probs) != len(y):
+            raise ValueError(f"scores are for {len(probs)} images but y has {len(y)} labels")
+        out[name] = float(np.mean(probs.argmax(-1) == y))
+    return out
