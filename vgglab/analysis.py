@@ -744,3 +744,89 @@ def generalization_gap(history: dict, metric: str = "accuracy", last: int = 1) -
         raise ValueError(f"last must be an integer from 1 to {len(train)} (the number of epochs), not {last!r}")
     gap = float(np.mean(train[-last:]) - np.mean(val[-last:]))
     return -gap if metric == "loss" else gap
+
+
+# ----------------------------------------------------------------------------------------------
+# Layer outputs, batch normalisation by hand, and the input statistics that set a layer's curvature
+
+
+def layer_outputs(model, x, layer_names, training: bool = False) -> dict:
+    """The outputs of the named layers of a functional model for inputs ``x``: ``{name: NumPy array}``.
+
+    ``training=True`` runs batch normalisation with the batch's own statistics (and updates its moving
+    statistics) and dropout in training mode, as one training step's forward pass would.
+    """
+    model = _check_model(model)
+    if isinstance(layer_names, str):
+        layer_names = [layer_names]
+    if not list(layer_names):
+        raise ValueError("layer_names must name at least one layer")
+    chosen = _select_layers(model, layer_names, None, "layers")
+    x = _check_batch(model, x)
+    outs = next(_layer_outputs(model, chosen, x, len(x), training))
+    return {layer.name: o.astype("float32") for layer, o in zip(chosen, outs)}
+
+
+def batch_norm_reference(x, gamma, beta, moving_mean, moving_var, *, epsilon: float = 1e-3, momentum: float = 0.99,
+                         training: bool = False):
+    """Batch normalisation over the last (channel) axis in NumPy, as ``keras.layers.BatchNormalization`` does it.
+
+    Training: mu, var = mean and (biased) variance over every axis but the last;
+    y = gamma * (x - mu) / sqrt(var + epsilon) + beta, and the moving statistics become
+    momentum * moving + (1 - momentum) * batch statistic.
+    Inference: the same formula with the moving statistics, which stay unchanged.
+    Returns ``(y, new_moving_mean, new_moving_var)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"x must have a batch axis and a channel axis, got shape {x.shape}")
+    c = x.shape[-1]
+    params = {}
+    for label, v in (("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)):
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (c,):
+            raise ValueError(f"{label} must have shape ({c},) like x's last axis, not {v.shape}")
+        params[label] = v
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must lie in [0, 1], not {momentum!r}")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive, not {epsilon!r}")
+    if np.any(params["moving_var"] < 0):
+        raise ValueError("moving_var must be non-negative")
+    if training:
+        axes = tuple(range(x.ndim - 1))
+        mean, var = x.mean(axis=axes), x.var(axis=axes)  # biased variance (divide by N), as Keras uses
+        new_mean = momentum * params["moving_mean"] + (1 - momentum) * mean
+        new_var = momentum * params["moving_var"] + (1 - momentum) * var
+    else:
+        mean, var = params["moving_mean"], params["moving_var"]
+        new_mean, new_var = mean, var
+    y = params["gamma"] * (x - mean) / np.sqrt(var + epsilon) + params["beta"]
+    return y, new_mean, new_var
+
+
+def patch_moment_eigenvalues(x, size: int = 3, max_patches: int = 20_000, seed: int = 0) -> np.ndarray:
+    """Eigenvalues (largest first) of E[p p^T] over ``size x size x C`` patches ``p`` of images ``x``.
+
+    For a linear unit on such patches trained with squared error, this matrix is the Hessian of the
+    loss with respect to the weights: its largest eigenvalue caps the stable learning rate of gradient
+    descent (lr < 2 / lambda_max) and the ratio largest / smallest is the condition number.
+    ``x`` is a float array (N, H, W, C), already normalised as the network would see it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 4:
+        raise ValueError(f"x must be images of shape (N, H, W, C), got shape {x.shape}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(x.shape[1:3]):
+        raise ValueError(f"size must be an integer from 1 to {min(x.shape[1:3])}, not {size!r}")
+    if isinstance(max_patches, bool) or not isinstance(max_patches, int) or max_patches < 1:
+        raise ValueError(f"max_patches must be a positive integer, not {max_patches!r}")
+    rng = np.random.default_rng(seed)
+    n, h, w, _ = x.shape
+    k = max_patches
+    i, r, s = rng.integers(0, n, k), rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)
+    offsets = np.arange(size)
+    rows = (r[:, None] + offsets)[:, :, None]
+    cols = (s[:, None] + offsets)[:, None, :]
+    patches = x[i[:, None, None], rows, cols].reshape(k, -1)  # (k, size * size * C)
+    moment = patches.T @ patches / k
+    return np.sort(np.linalg.eigvalsh(moment))[::-1]

@@ -379,7 +379,7 @@ def train_val_split(x, y, val_size: int, seed: int = 0):
     return (x[mask], y[mask]), (x[val], y[val])
 
 
-NORMALIZATIONS = ("unit", "minus_one_one", "standardize")
+NORMALIZATIONS = ("raw", "unit", "minus_one_one", "standardize")
 
 
 def channel_stats(x) -> tuple[np.ndarray, np.ndarray]:
@@ -392,6 +392,7 @@ def channel_stats(x) -> tuple[np.ndarray, np.ndarray]:
 def normalize(x, method: str = "minus_one_one", stats: tuple | None = None) -> np.ndarray:
     """uint8 images to float32.
 
+    - ``raw``: the pixel values themselves, 0-255, as float32 (to show what normalising does);
     - ``unit``: x / 255, in [0, 1];
     - ``minus_one_one``: centre and scale, x / 127.5 - 1, in [-1, 1];
     - ``standardize``: (x / 255 - mean) / std per channel, with ``stats=(mean, std)`` from the
@@ -400,6 +401,8 @@ def normalize(x, method: str = "minus_one_one", stats: tuple | None = None) -> n
     x = _check_images(x)
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    if method == "raw":
+        return x.astype(np.float32)
     if method == "unit":
         return x.astype(np.float32) / 255.0
     if method == "minus_one_one":

@@ -805,3 +805,28 @@ EXPERIMENTS.update({
     "resnet-deep": Experiment("resnet-deep", "깊은 잔차 네트워크 (옵션 A 지름길)", _degradation_net("deep", True),
                               T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
 })
+
+
+# ----------------------------------------------------------------------------------------------
+# VGG-13 (configuration B: ten 3x3 convolutions) with ReLU and He initialisation, with and without
+# batch normalisation: the network on which the optimiser and normalisation chapters compare recipes.
+
+VGG13_HE = VGGBuild("B", initializer="he_normal", head="small")  # ReLU, one FC layer, no dropout
+EXPERIMENTS["vgg13-he"] = Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4", VGG13_HE,
+                                     T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
+                                     {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500})
+EXPERIMENTS["vgg13-he-bn"] = EXPERIMENTS["vgg13-he"].variant(
+    "vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4", build=VGG13_HE.but(batch_norm=True))
+
+COMPARISON_TEST_SIZE = {"cpu": 2_000}  # profile -> test images for a chapter's many short comparison arms
+
+
+def comparison_profile(profile: "str | Profile | None" = None) -> Profile:
+    """The profile for a chapter's short comparison arms: on ``cpu`` the test set is cut to a class-balanced
+    2,000 images, since testing on all 10,000 would cost each short arm about as much as its training.
+    Other profiles are returned unchanged (``smoke`` already tests on 1,000, ``gpu`` on all 10,000)."""
+    prof = get_profile(profile)
+    size = COMPARISON_TEST_SIZE.get(prof.name)
+    if size is None or (prof.test_size is not None and prof.test_size <= size):
+        return prof
+    return replace(prof, test_size=size)

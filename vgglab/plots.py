@@ -264,3 +264,44 @@ def plain_log_labels(ax, axis: str = "y"):
     target.set_major_formatter(mticker.FuncFormatter(label))
     target.set_minor_formatter(mticker.NullFormatter())
     return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimiser paths over a 2-D surface
+
+
+def plot_trajectories(surface, paths: dict, ax=None, levels: int = 18, title: str | None = None):
+    """Paths of several optimisers (``{label: (steps + 1, 2) array}``) over the contours of a 2-D surface.
+
+    ``surface`` is a ``vgglab.optim.Surface`` or its name. The start is a black dot, the minima are stars;
+    contour levels are spaced by quantiles of the surface's values, so both the steep walls and the flat
+    floor of a valley get lines.
+    """
+    import matplotlib.pyplot as plt
+
+    from vgglab.optim import get_surface
+
+    s = get_surface(surface)
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError("paths must be a non-empty dict of {label: (steps + 1, 2) array}")
+    ax = ax or plt.subplots(figsize=(5.5, 4))[1]
+    x0, x1, y0, y1 = s.extent
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 240))
+    z = s.f(np.stack([gx, gy]))
+    lv = np.unique(np.quantile(z, np.linspace(0.0, 1.0, levels + 2)[1:-1]))
+    ax.contour(gx, gy, z, levels=lv, colors="0.6", linewidths=0.6, linestyles="solid")
+    for i, (label, path) in enumerate(paths.items()):
+        path = np.asarray(path)
+        if path.ndim != 2 or path.shape[1] != 2:
+            raise ValueError(f"path {label!r} must have shape (steps + 1, 2), not {path.shape}")
+        ax.plot(path[:, 0], path[:, 1], "-", color=f"C{i}", lw=1.4, marker="o", ms=2, label=label)
+    ax.plot(*s.start, "ko", ms=5)
+    for m in s.minima:
+        ax.plot(*m, marker="*", color="k", ms=11, ls="none")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title or s.title)
+    ax.legend(fontsize=8, loc="best")
+    return ax
