@@ -18,17 +18,36 @@ def test_korean_labels_render_without_missing_glyphs():
         if os.environ.get("CI"):
             pytest.fail("no Korean font on the CI machine; .ci/run installs Debian's fonts-nanum")
         pytest.skip("no Korean font installed here (Debian/Ubuntu: apt-get install fonts-nanum)")
-    assert matplotlib.rcParams["axes.unicode_minus"] is False
+    assert matplotlib.rcParams["font.family"][-1] == name
     history = {"loss": [2.0, 1.5], "accuracy": [0.2, 0.4], "val_loss": [1.9, 1.7], "val_accuracy": [0.25, 0.35]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph ... missing from font" becomes a failure
         ax = plots.plot_history({"기본 CNN": history}, metric="loss", title="손실 곡선")
-        ax.set_ylim(-1, 3)  # negative tick labels: NanumGothic has no U+2212, so plain hyphens are needed
+        ax.set_ylim(-1, 3)  # negative tick labels: a minus sign (U+2212), which NanumGothic lacks
         ax.figure.canvas.draw()
         d = synthetic_cifar10(100, 10)
         fig = plots.image_grid(d.x_train, d.y_train, CLASS_NAMES_KO, per_class=3)
         fig.canvas.draw()
     assert ax.get_xlabel() == "에포크" and ax.get_ylabel() == "손실"
+    plt.close("all")
+
+
+def test_log_ticks_and_math_render_without_missing_glyphs(caplog):
+    """Matplotlib's log ticks are mathtext (10^{-6}); mathtext reports a missing glyph in its log, not as a warning."""
+    name = plots.use_korean_font()
+    if name is None:
+        pytest.skip("no Korean font installed here")
+    fig, ax = plt.subplots()
+    ax.semilogy([1, 2, 3], [1.0, 1e-3, 1e-6], label="N(0, 0.01²)")
+    ax.set_title(r"$\sigma_\ell / \sigma_1$")  # math alone: mathtext draws Hangul with the first font, DejaVu Sans
+    ax.set_xlabel("합성곱층 (로그 눈금 −)")
+    ax.legend()
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="matplotlib"):
+        warnings.simplefilter("error")
+        fig.canvas.draw()
+    assert not [r for r in caplog.records if "glyph" in r.getMessage()], [r.getMessage() for r in caplog.records]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert any("{-6}" in t for t in labels), labels  # the mathtext labels themselves
     plt.close("all")
 
 

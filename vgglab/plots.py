@@ -42,12 +42,17 @@ def use_korean_font() -> str | None:
     if name is None and "google.colab" in sys.modules:
         subprocess.run(["apt-get", "-qq", "install", "-y", "fonts-nanum"], check=False, capture_output=True)
         name = _find_korean_font()
-    matplotlib.rcParams["axes.unicode_minus"] = False  # NanumGothic has no U+2212 minus sign
     if name is None:
+        matplotlib.rcParams["axes.unicode_minus"] = False
         warnings.warn("한글 글꼴을 찾지 못했습니다. 그림의 한글이 네모로 보일 수 있습니다. "
                       "Debian/Ubuntu: sudo apt-get install fonts-nanum", stacklevel=2)
         return None
-    matplotlib.rcParams["font.family"] = name
+    # DejaVu Sans (matplotlib's own font) first, the Korean font as the fallback for the glyphs DejaVu lacks:
+    # NanumGothic has no minus sign (U+2212), and mathtext, which writes log ticks such as 10^{-2}, draws
+    # them with the first font of the list only, so a Korean font first would show those minus signs as boxes.
+    # The price: Hangul inside a mathtext label ("표준편차 $\sigma$") has no fallback; keep Korean and $...$ apart.
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", name]
+    matplotlib.rcParams["axes.unicode_minus"] = True
     return name
 
 
