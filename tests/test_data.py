@@ -63,6 +63,33 @@ def test_official_python_batches_folder_and_tar(tmp_path):
     assert np.array_equal(d2.x_train, d.x_train) and np.array_equal(d2.y_test, d.y_test)
 
 
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_official_batches_load_only_arrays_never_code(tmp_path, protocol):
+    folder = _official_batches(tmp_path / "cifar-10-batches-py")
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:  # the same data in another protocol
+        d = pickle.loads((folder / name).read_bytes())
+        (folder / name).write_bytes(pickle.dumps(d, protocol=protocol))
+    assert D.load_cifar10(folder).x_train.shape == (20, 32, 32, 3)
+    if protocol == 2:  # the official batches were pickled by Python 2 and NumPy 1: numpy.core.multiarray
+        old = (folder / "test_batch").read_bytes().replace(b"numpy._core.", b"numpy.core.")
+        assert b"numpy.core.multiarray" in old
+        (folder / "test_batch").write_bytes(old)
+        assert D.load_cifar10(folder).x_test.shape == (4, 32, 32, 3)
+    marker = tmp_path / "pwned"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": []}, protocol=protocol))
+    with pytest.raises(ValueError, match=r"corrupt CIFAR-10 batch 'data_batch_3'.*refusing to load posix\.system"):
+        D.load_cifar10(folder)
+    assert not marker.exists()
+
+
 def test_cache_is_used_and_a_corrupt_cache_is_rebuilt(tmp_path, tiny_images, capsys):
     src = write_folder(tmp_path / "png", tiny_images)
     first = D.load_cifar10(src)

@@ -222,6 +222,24 @@ def _decode_image(raw: bytes, name: str, source: str) -> np.ndarray:
     return arr
 
 
+# The official batches are pickles of a dict of bytes, lists and NumPy arrays (and scalars); a pickle can name any callable,
+# so only the globals that NumPy arrays need (old and new NumPy, protocols 2 to 5) may be loaded.
+_BATCH_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                  ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+                  ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays, "
+                                         "lists and bytes")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):  # pickled by NumPy 1, loaded by NumPy 2
+            module = "numpy._core." + module[len("numpy.core."):]
+        return super().find_class(module, name)
+
+
 def _from_batches(batches: dict[str, bytes], source: str) -> CIFAR10Data:
     needed = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     missing = [b for b in needed if b not in batches]
@@ -230,7 +248,7 @@ def _from_batches(batches: dict[str, bytes], source: str) -> CIFAR10Data:
     parts = {}
     for name in needed:
         try:
-            d = pickle.loads(batches[name], encoding="bytes")
+            d = _BatchUnpickler(io.BytesIO(batches[name]), encoding="bytes").load()
             x = np.asarray(d[b"data"], np.uint8)
             y = np.asarray(d[b"labels"], np.int64)
         except Exception as e:
