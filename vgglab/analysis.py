@@ -805,6 +805,25 @@ def batch_norm_reference(x, gamma, beta, moving_mean, moving_var, *, epsilon: fl
     return y, new_mean, new_var
 
 
+def sample_patches(x, size: int, max_patches: int, seed: int = 0) -> np.ndarray:
+    """``max_patches`` random ``size x size x C`` patches of the images ``x`` (N, H, W, C), flattened: (k, size*size*C)."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be images of shape (N, H, W, C), got shape {x.shape}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= min(x.shape[1:3]):
+        raise ValueError(f"size must be an integer from 1 to {min(x.shape[1:3])}, not {size!r}")
+    if isinstance(max_patches, bool) or not isinstance(max_patches, (int, np.integer)) or max_patches < 1:
+        raise ValueError(f"max_patches must be a positive integer, not {max_patches!r}")
+    rng = np.random.default_rng(seed)
+    n, h, w, _ = x.shape
+    k = int(max_patches)
+    i, r, s = rng.integers(0, n, k), rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)
+    offsets = np.arange(size)
+    rows = (r[:, None] + offsets)[:, :, None]
+    cols = (s[:, None] + offsets)[:, None, :]
+    return x[i[:, None, None], rows, cols].reshape(k, -1).astype(np.float64)
+
+
 def patch_moment_eigenvalues(x, size: int = 3, max_patches: int = 20_000, seed: int = 0) -> np.ndarray:
     """Eigenvalues (largest first) of E[p p^T] over ``size x size x C`` patches ``p`` of images ``x``.
 
@@ -813,20 +832,31 @@ def patch_moment_eigenvalues(x, size: int = 3, max_patches: int = 20_000, seed: 
     descent (lr < 2 / lambda_max) and the ratio largest / smallest is the condition number.
     ``x`` is a float array (N, H, W, C), already normalised as the network would see it.
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 4:
-        raise ValueError(f"x must be images of shape (N, H, W, C), got shape {x.shape}")
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(x.shape[1:3]):
-        raise ValueError(f"size must be an integer from 1 to {min(x.shape[1:3])}, not {size!r}")
-    if isinstance(max_patches, bool) or not isinstance(max_patches, int) or max_patches < 1:
-        raise ValueError(f"max_patches must be a positive integer, not {max_patches!r}")
-    rng = np.random.default_rng(seed)
-    n, h, w, _ = x.shape
-    k = max_patches
-    i, r, s = rng.integers(0, n, k), rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)
-    offsets = np.arange(size)
-    rows = (r[:, None] + offsets)[:, :, None]
-    cols = (s[:, None] + offsets)[:, None, :]
-    patches = x[i[:, None, None], rows, cols].reshape(k, -1)  # (k, size * size * C)
-    moment = patches.T @ patches / k
+    patches = sample_patches(x, size, max_patches, seed)  # (k, size * size * C)
+    moment = patches.T @ patches / len(patches)
     return np.sort(np.linalg.eigvalsh(moment))[::-1]
+
+
+def per_class_accuracy(confusion) -> np.ndarray:
+    """Accuracy of each true class from a confusion matrix (rows: true class, columns: predicted)."""
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"a confusion matrix must be square, got shape {cm.shape}")
+    if (cm < 0).any():
+        raise ValueError(f"a confusion matrix holds counts, found {cm.min()}")
+    totals = cm.sum(axis=1)
+    if (totals == 0).any():
+        raise ValueError(f"class {int(np.argmax(totals == 0))} has no test images in the confusion matrix")
+    return cm.diagonal() / totals
+
+
+def training_seconds(train_flops_per_image: float, images: int, peak_tflops: float, utilization: float) -> float:
+    """Time to push ``images`` training images through a device of ``peak_tflops`` at a fraction
+    ``utilization`` of its peak (model FLOPs utilisation, MFU): images x FLOPs / (peak x MFU)."""
+    for label, v in (("train_flops_per_image", train_flops_per_image), ("images", images),
+                     ("peak_tflops", peak_tflops)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v > 0:
+            raise ValueError(f"{label} must be a positive number, not {v!r}")
+    if isinstance(utilization, bool) or not isinstance(utilization, (int, float)) or not 0 < utilization <= 1:
+        raise ValueError(f"utilization must be a fraction in (0, 1], not {utilization!r}")
+    return float(images) * float(train_flops_per_image) / (float(peak_tflops) * 1e12 * float(utilization))

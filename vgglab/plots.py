@@ -310,3 +310,27 @@ def plot_trajectories(surface, paths: dict, ax=None, levels: int = 18, title: st
     ax.set_title(title or s.title)
     ax.legend(fontsize=8, loc="best")
     return ax
+
+
+def confusion_matrix(cm, class_names, ax=None, title: str | None = None):
+    """A confusion matrix as row percentages (each true class sums to 100%), with the counts' percentages written in."""
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"cm must be a square matrix with one row per class ({len(class_names)}), got shape {cm.shape}")
+    rows = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax = ax or plt.subplots(figsize=(6, 5.4))[1]
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=100)
+    for i in range(len(rows)):
+        for j in range(len(rows)):
+            ax.text(j, i, f"{rows[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if rows[i, j] > 50 else "black")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, class_names, fontsize=8)
+    ax.set_xlabel("예측한 클래스")
+    ax.set_ylabel("실제 클래스")
+    if title:
+        ax.set_title(title)
+    return ax

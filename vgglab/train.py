@@ -40,6 +40,7 @@ class Recipe:
     plateau_patience: int = 2
     plateau_max_drops: int = 3
     batch_size: int | None = None  # None: the profile's batch size
+    tta: tuple[str, ...] = ()  # test-time augmentation: "flip" also classifies the mirror images and averages
     notes: str = ""
 
 
@@ -57,6 +58,7 @@ RECIPES: dict[str, Recipe] = {
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "plateau", "onecycle")
 AUGMENTATIONS = ("flip", "translate", "cutout")
+TTA = ("flip",)
 
 
 def check_recipe(recipe: Recipe) -> Recipe:
@@ -69,6 +71,9 @@ def check_recipe(recipe: Recipe) -> Recipe:
     bad = [a for a in recipe.augment if a not in AUGMENTATIONS]
     if bad:
         raise ValueError(f"unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+    bad = [a for a in recipe.tta if a not in TTA]
+    if bad:
+        raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
     if not recipe.lr > 0:
         raise ValueError(f"learning rate must be positive, not {recipe.lr!r}")
     if not 0 <= recipe.label_smoothing < 1:
@@ -331,17 +336,27 @@ def steady_images_per_second(history: dict) -> float:
     return float(np.median(ips[1:] if len(ips) > 1 else ips))
 
 
-def evaluate(model: keras.Model, x, y, batch_size: int = 256) -> dict:
-    """Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilities: bool = False) -> dict:
+    """Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted).
+
+    ``tta=("flip",)`` averages the class probabilities of each image and its mirror image (test-time augmentation).
+    ``probabilities=True`` also returns them, as ``"probabilities"`` (N, classes).
+    """
     num_classes = model.output_shape[-1]
+    bad = [a for a in tta if a not in TTA]
+    if bad:
+        raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
     probs = model.predict(x, batch_size=batch_size, verbose=0)
+    if "flip" in tta:
+        probs = (probs + model.predict(np.asarray(x)[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
     pred = probs.argmax(-1)
     y = np.asarray(y)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (y, pred), 1)
-    return {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist()}
+    out = {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist()}
+    return {**out, "probabilities": probs} if probabilities else out
 
 
 # ----------------------------------------------------------------------------------------------
