@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from vgglab.runtime import check_seed
+
 _FC = (layers.Dense,)
 _CONV = (layers.Conv2D,)
 _NORM = (layers.BatchNormalization,)
@@ -21,6 +23,15 @@ def _check_model(model) -> keras.Model:
     return model
 
 
+def _layer_names(names) -> list[str]:
+    """One layer name or a list of them, as a list."""
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"layer names must be a name or a list of names such as ['block1_conv1'], not {names!r}")
+    return list(names)
+
+
 def _shape(layer) -> tuple:
     shape = layer.output.shape if hasattr(layer, "output") else ()
     return tuple(shape[1:])
@@ -28,6 +39,8 @@ def _shape(layer) -> tuple:
 
 def layer_flops(layer) -> int:
     """Forward FLOPs of one layer for one image (convolutions and dense layers; others count 0)."""
+    if not isinstance(layer, layers.Layer):
+        raise TypeError(f"expected a Keras layer, not {type(layer).__name__}")
     if isinstance(layer, _CONV):
         h, w, c_out = _shape(layer)
         kh, kw = layer.kernel_size
@@ -88,8 +101,9 @@ def gradient_receptive_field(model, threshold: float = 0.0) -> int:
     Takes the gradient of the centre pixel of the model's (spatial) output with respect to the
     input and returns the side of the square of pixels whose gradient magnitude exceeds ``threshold``.
     """
-
-    shape = tuple(model.input.shape[1:])
+    shape, out_shape = tuple(_check_model(model).input.shape[1:]), tuple(model.output.shape[1:])
+    if len(shape) != 3 or len(out_shape) != 3:
+        raise ValueError(f"need a model with image input and output (H, W, C), got input {shape} and output {out_shape}")
     x = np.random.default_rng(0).normal(size=(1, *shape)).astype("float32")
     grad = _input_gradient(model, x)
     mag = np.abs(grad[0]).sum(-1)
@@ -151,7 +165,7 @@ def kernel_weights(model, names=None) -> np.ndarray:
     """
     chosen = [layer for layer in _check_model(model).layers if isinstance(layer, _CONV + _FC)]
     if names is not None:
-        names = [names] if isinstance(names, str) else list(names)
+        names = _layer_names(names)
         known = {layer.name for layer in chosen}
         missing = [n for n in names if n not in known]
         if missing:
@@ -196,7 +210,7 @@ def input_gradient_map(model, x=None, *, samples: int = 8, seed: int = 0, power:
     if x is None:
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
             raise ValueError(f"samples must be a positive integer, not {samples!r}")
-        x = np.random.default_rng(seed).normal(size=(int(samples), *in_shape))
+        x = np.random.default_rng(check_seed(seed)).normal(size=(int(samples), *in_shape))
     x = np.asarray(x, dtype="float32")
     if x.ndim != 4 or x.shape[1:] != in_shape or len(x) == 0:
         raise ValueError(f"x must be a non-empty batch of shape (N, {', '.join(map(str, in_shape))}), "
@@ -422,6 +436,8 @@ def gradient_norms(model, x, y, *, loss=None, training: bool = False) -> list[di
 def activation_of(layer) -> tuple[str | None, float]:
     """The activation a layer applies and its negative slope: ``("relu", 0.0)``, ``("leaky_relu", 0.2)``,
     ``("sigmoid", 0.0)``, ... ``(None, 0.0)`` for a layer with no activation or a linear one."""
+    if not isinstance(layer, layers.Layer):
+        raise TypeError(f"expected a Keras layer, not {type(layer).__name__}")
     if isinstance(layer, layers.LeakyReLU):
         return "leaky_relu", float(layer.negative_slope)
     if isinstance(layer, layers.ReLU):
@@ -466,9 +482,7 @@ def _select_layers(model, names, default, what: str) -> list:
         if not chosen:
             raise ValueError(f"model {model.name!r} has no {what}; name the layers to inspect with layers=[...]")
         return chosen
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
+    names = _layer_names(names)
     valid = [layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer)]
     bad = [n for n in names if n not in valid]
     if not names or bad:
@@ -649,12 +663,14 @@ def shift_sensitivity(model, x, shifts=(0, 1, 2, 3, 4), layer: str | None = None
         raise ValueError(f"x must be a non-empty batch of images of shape (N, {', '.join(map(str, want))}), "
                          f"not {x.shape}")
     shifts = _check_shifts(shifts, min(x.shape[1:3]))
+    batch_size = _check_positive_int(batch_size, "batch_size")
     if mode not in SHIFT_MODES:
         raise ValueError(f"unknown shift mode {mode!r}; choose one of {', '.join(SHIFT_MODES)}")
     if y is not None:
         y = np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold one integer label per image ({len(x)}), not shape {y.shape} {y.dtype}")
+    seed = check_seed(seed)
     probe = _feature_model(model, layer)
 
     def run(images):
@@ -711,7 +727,7 @@ def dropout_statistics(x, rate: float, samples: int = 10_000, seed: int = 0) -> 
         raise ValueError(f"rate must be a number in [0, 1), not {rate!r}")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be a positive integer, not {samples!r}")
-    layer = layers.Dropout(rate, seed=seed)
+    layer = layers.Dropout(rate, seed=check_seed(seed))
     batch = np.repeat(x[None, :], samples, axis=0)
     y = keras.ops.convert_to_numpy(layer(batch, training=True))
     kept = y != 0
@@ -737,7 +753,7 @@ def generalization_gap(history: dict, metric: str = "accuracy", last: int = 1) -
     if metric not in ("accuracy", "loss"):
         raise ValueError(f"metric must be 'accuracy' or 'loss', not {metric!r}")
     train, val = history.get(metric), history.get(f"val_{metric}")
-    if not train or not val or len(train) != len(val):
+    if not isinstance(train, (list, tuple)) or not isinstance(val, (list, tuple)) or not train or len(train) != len(val):
         raise ValueError(f"history needs {metric!r} and 'val_{metric}' of the same, nonzero length; "
                          f"it has {', '.join(f'{k} ({len(v)})' for k, v in history.items() if isinstance(v, list))}")
     if isinstance(last, bool) or not isinstance(last, (int, np.integer)) or not 1 <= last <= len(train):
@@ -757,9 +773,8 @@ def layer_outputs(model, x, layer_names, training: bool = False) -> dict:
     statistics) and dropout in training mode, as one training step's forward pass would.
     """
     model = _check_model(model)
-    if isinstance(layer_names, str):
-        layer_names = [layer_names]
-    if not list(layer_names):
+    layer_names = _layer_names(layer_names)
+    if not layer_names:
         raise ValueError("layer_names must name at least one layer")
     chosen = _select_layers(model, layer_names, None, "layers")
     x = _check_batch(model, x)
@@ -814,7 +829,9 @@ def sample_patches(x, size: int, max_patches: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"size must be an integer from 1 to {min(x.shape[1:3])}, not {size!r}")
     if isinstance(max_patches, bool) or not isinstance(max_patches, (int, np.integer)) or max_patches < 1:
         raise ValueError(f"max_patches must be a positive integer, not {max_patches!r}")
-    rng = np.random.default_rng(seed)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"x must hold finite numbers; it has {int(np.sum(~np.isfinite(x)))} NaN or infinite values")
+    rng = np.random.default_rng(check_seed(seed))
     n, h, w, _ = x.shape
     k = int(max_patches)
     i, r, s = rng.integers(0, n, k), rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)

@@ -1,7 +1,7 @@
 """``python -m vgglab``: run, list and info.
 
-Errors print one line and exit with status 2; nothing half-done is written (records and
-checkpoints are written atomically).
+Errors print one line and exit with status 2, without a traceback; every argument is checked before
+anything is written, and records and checkpoints are written atomically, so nothing half-done is left.
 """
 
 from __future__ import annotations
@@ -11,8 +11,15 @@ import os
 import sys
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (argparse would print the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"vgglab: 오류: {message} ({self.prog} --help 참고)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vgglab", description="vgglab: VGG와 CNN 실험을 실행합니다.")
+    p = _Parser(prog="python -m vgglab", description="vgglab: VGG와 CNN 실험을 실행합니다.")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="이름 붙은 실험을 실행합니다")
     run.add_argument("experiment", help="실험 이름 (python -m vgglab list 참고), 또는 기법 사다리 전체를 돌리는 ladder")
@@ -33,12 +40,17 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return _dispatch(args)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
-        print(f"vgglab: 오류: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:  # OSError: a full disk, a folder that vanished mid-run, ...
+        print(f"vgglab: 오류: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vgglab: 중단되었습니다. 마지막으로 끝난 에포크의 체크포인트는 남아 있습니다 (--resume).", file=sys.stderr)
         return 130
+
+
+def _one_line(e: Exception) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (ValueError, TypeError, FileNotFoundError)) else f"{type(e).__name__}: {text}"
 
 
 def _dispatch(args) -> int:
@@ -66,8 +78,7 @@ def _dispatch(args) -> int:
         print(f"{'profile':<10} {runtime.get_profile().name}")
         print(f"{'data':<10} {describe_source()}")
         return 0
-    if args.seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    runtime.check_seed(args.seed, "--seed")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR (the folder that holds the checkpoint)")
     if args.data not in (None, "synthetic") and not os.path.exists(args.data):

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vgglab.runtime import check_seed
+
 CLASS_NAMES_EN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CLASS_NAMES_KO = ("비행기", "자동차", "새", "고양이", "사슴", "개", "개구리", "말", "배", "트럭")
 NUM_CLASSES = 10
@@ -78,10 +80,10 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
     """
     if source is None:
         source = os.environ.get(ENV_SOURCE) or None
+    _check_path(cache_dir, "cache_dir", optional=True)
     if source is None:
         return _load_keras_download()
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a path or 'synthetic', not {type(source).__name__} {source!r}")
+    _check_path(source, "source")
     if str(source) == "synthetic":
         return synthetic_cifar10()
     path = Path(source).expanduser()
@@ -103,6 +105,7 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
 def describe_source(source: str | os.PathLike | None = None) -> str:
     """One short phrase naming the data a load would use, without decoding it."""
     source = source if source is not None else os.environ.get(ENV_SOURCE) or None
+    _check_path(source, "source", optional=True)
     if source is None:
         return "cifar10 (Keras 공식 다운로드)"
     if str(source) == "synthetic":
@@ -111,6 +114,16 @@ def describe_source(source: str | os.PathLike | None = None) -> str:
     if not path.exists():
         return f"없음: {path}"
     return f"{_guess_name(path)} ({path})"
+
+
+def _check_path(value, label: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        what = "a path or 'synthetic'" if label == "source" else "a path"
+        raise TypeError(f"{label} must be {what}, not {type(value).__name__} {value!r}")
+    if not str(value):  # Path("") is the current folder, which would be read (and hashed) whole
+        raise ValueError(f"{label} must not be empty, not {str(value)!r}")
 
 
 def _load_keras_download() -> CIFAR10Data:
@@ -292,6 +305,13 @@ def _array_digest(arrays) -> str:
     return h.hexdigest()
 
 
+def _file_mode() -> int:
+    """The mode a new file gets from ``open``: 0o666 less the process's umask (``tempfile`` would give 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _cache_file(cache: Path, key: str) -> Path:
     return cache / f"cifar10-{key[:24]}.npz"
 
@@ -319,6 +339,7 @@ def _write_cache(f: Path, data: CIFAR10Data) -> None:
         cache.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
         try:
+            os.fchmod(fd, _file_mode())
             with os.fdopen(fd, "wb") as out:
                 np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
                          name=np.array(data.name), digest=np.array(_array_digest(arrays)))
@@ -339,7 +360,7 @@ def synthetic_cifar10(n_train: int = 2_000, n_test: int = 500, seed: int = 0) ->
     for label, n in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < NUM_CLASSES:
             raise ValueError(f"{label} must be an integer of at least {NUM_CLASSES}, not {n!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
     colours = rng.uniform(0.2, 0.9, size=(NUM_CLASSES, 3)).astype(np.float32)
 
@@ -375,7 +396,7 @@ def stratified_indices(y, n: int, seed: int = 0) -> np.ndarray:
     y = _check_labels(y)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(y):
         raise ValueError(f"subset size must be an integer from 1 to {len(y)}, not {n!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     per_class = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
     rounds = max(len(p) for p in per_class)
     order = [p[i] for i in range(rounds) for p in per_class if i < len(p)]  # round-robin over classes
@@ -385,6 +406,8 @@ def stratified_indices(y, n: int, seed: int = 0) -> np.ndarray:
 def train_val_split(x, y, val_size: int, seed: int = 0):
     """Split off a class-balanced validation set: ``(x_train, y_train), (x_val, y_val)``."""
     y = _check_labels(y)
+    if not hasattr(x, "__len__") or np.ndim(x) == 0:
+        raise TypeError(f"x must be an array of images, not {type(x).__name__} {x!r}")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or not 0 <= val_size < len(y):
@@ -428,8 +451,9 @@ def normalize(x, method: str = "minus_one_one", stats: tuple | None = None) -> n
     if stats is None:
         raise ValueError("standardize needs stats=(mean, std) from the training images; see channel_stats()")
     mean, std = (np.asarray(s, np.float32).reshape(-1) for s in stats)
-    if mean.shape != (x.shape[-1],) or std.shape != (x.shape[-1],) or np.any(std <= 0):
-        raise ValueError(f"stats must be two arrays of {x.shape[-1]} values with positive std, got {stats!r}")
+    if mean.shape != (x.shape[-1],) or std.shape != (x.shape[-1],) or not np.all(std > 0) \
+            or not np.all(np.isfinite(mean)) or not np.all(np.isfinite(std)):
+        raise ValueError(f"stats must be two arrays of {x.shape[-1]} finite values with positive std, got {stats!r}")
     return (x.astype(np.float32) / 255.0 - mean) / std
 
 

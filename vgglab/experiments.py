@@ -24,8 +24,8 @@ import numpy as np
 from vgglab import data as D
 from vgglab import train as T
 from vgglab.models import basic_cnn, vgg
+from vgglab.runtime import Profile, check_seed, device_name, get_profile, set_seed, versions
 from vgglab.speedrun import SpeedrunBuild, adapt_layers
-from vgglab.runtime import Profile, device_name, get_profile, set_seed, versions
 
 RESULT_KEYS = ("experiment", "profile", "dataset", "backend", "device", "seed", "epochs", "test_accuracy",
                "history", "wall_seconds", "train_images_per_second", "versions")
@@ -40,6 +40,18 @@ class Experiment:
     epochs: dict  # profile name -> epochs
     train_size: dict = field(default_factory=dict)  # profile name -> override of the profile's train_size
     batch_sizes: dict = field(default_factory=dict)  # profile name -> batch size, over the recipe's and the profile's
+
+    def __post_init__(self):
+        if not callable(self.build):
+            raise TypeError(f"build must be callable (profile, recipe, seed) -> model, not {self.build!r}")
+        T.check_recipe(self.recipe)
+        for label, table in (("epochs", self.epochs), ("train_size", self.train_size)):
+            if not isinstance(table, dict):
+                raise TypeError(f"{label} must be a dict of profile name -> count such as {{'smoke': 2}}, not {table!r}")
+            bad = [(k, v) for k, v in table.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1]
+            if bad:
+                raise ValueError(f"{label} must map profile names to positive integers, not {bad[0][0]!r}: {bad[0][1]!r}")
 
     def epochs_for(self, profile: Profile) -> int:
         if profile.name not in self.epochs:
@@ -90,6 +102,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 def batch_size(exp: Experiment, profile: Profile) -> int:
     """The experiment's batch size for this profile where it names one, else the recipe's (the paper's 256), else
     the profile's."""
+    exp, profile = get_experiment(exp), get_profile(profile)
     return exp.batch_sizes.get(profile.name) or exp.recipe.batch_size or profile.batch_size
 
 
@@ -118,8 +131,9 @@ class Splits:
     source: str
 
 
-def load_for_profile(profile: Profile, source=None, log=print) -> D.CIFAR10Data:
+def load_for_profile(profile: "str | Profile", source=None, log=print) -> D.CIFAR10Data:
     """CIFAR-10 for a profile. Only ``smoke`` may fall back to synthetic data, and it says so loudly."""
+    profile = get_profile(profile)
     try:
         return D.load_cifar10(source)
     except D.DataUnavailableError as e:
@@ -132,9 +146,11 @@ def load_for_profile(profile: Profile, source=None, log=print) -> D.CIFAR10Data:
         return D.synthetic_cifar10(n_train=2_000, n_test=1_000)
 
 
-def prepare(data: D.CIFAR10Data, profile: Profile, *, normalization: str = "minus_one_one", seed: int = 0,
+def prepare(data: D.CIFAR10Data, profile: "str | Profile", *, normalization: str = "minus_one_one", seed: int = 0,
             train_size: int | None = None) -> Splits:
     """Split off validation images, take the profile's class-balanced subsets, normalise to float32."""
+    _check_data(data)
+    profile = get_profile(profile)
     (x_tr, y_tr), (x_val, y_val) = D.train_val_split(data.x_train, data.y_train,
                                                      min(profile.val_size, len(data.y_train) // 5), seed)
     n_train = train_size if train_size is not None else profile.train_size
@@ -148,6 +164,18 @@ def prepare(data: D.CIFAR10Data, profile: Profile, *, normalization: str = "minu
     stats = D.channel_stats(x_tr) if normalization == "standardize" else None
     norm = lambda x: D.normalize(x, normalization, stats)  # noqa: E731
     return Splits(norm(x_tr), y_tr, norm(x_val), y_val, norm(x_te), y_te, data.name, data.source)
+
+
+def _check_out(out) -> None:
+    if out is not None and (not isinstance(out, (str, os.PathLike)) or not str(out)):
+        raise TypeError(f"out must be a folder path or None, not {type(out).__name__} {out!r}")
+
+
+def _check_data(data) -> D.CIFAR10Data:
+    if not isinstance(data, D.CIFAR10Data):
+        raise TypeError(f"data must be a vgglab.data.CIFAR10Data (from load_cifar10 or load_for_profile), "
+                        f"not {type(data).__name__}")
+    return data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,13 +198,7 @@ def _source_id(source: str) -> str:
 
 def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | None]:
     """Check ``out`` is usable for this run; return the checkpoint path and any finished record."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"output directory {str(out)!r} is not writable: {e.strerror or e}") from None
+    _check_writable(out)
     run_file, result_file, ckpt = out / "run.json", out / "result.json", out / "checkpoint.npz"
     for stale in out.glob(".*.tmp"):  # left by a run killed in the middle of an atomic write
         stale.unlink(missing_ok=True)
@@ -209,6 +231,11 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         epochs = exp.epochs_for(prof)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
+    seed = check_seed(seed)  # every argument is checked before anything is loaded or written
+    T.check_progress_every(progress_every)
+    _check_out(out)
+    if data is not None:
+        _check_data(data)
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data = data if data is not None else load_for_profile(prof, source, log)
@@ -286,11 +313,25 @@ class VGGBuild:
     def __post_init__(self):
         if isinstance(self.config, list):
             object.__setattr__(self, "config", tuple(self.config))
+        from vgglab.models import HEADS, _get, _positive_int, resolve_config
+
         for label in ("l1", "l2"):
             v = getattr(self, label)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
                 raise ValueError(f"{label} must be a penalty coefficient in [0, 1), not {v!r}")
-        self.keras_initializer()  # fail early on a bad name
+        # fail here, on the bad choice, not in the middle of a run
+        resolve_config(list(self.config) if isinstance(self.config, tuple) else self.config)
+        _get("activation", keras.activations.get, self.activation)
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a rate in [0, 1), not {self.dropout!r}")
+        if self.head_units is not None:
+            _positive_int("head_units", self.head_units)
+        if self.width is not None and (isinstance(self.width, bool) or not isinstance(self.width, (int, float))
+                                       or not (self.width > 0 and np.isfinite(self.width))):
+            raise ValueError(f"width must be a positive number or None (the profile's), not {self.width!r}")
+        self.keras_initializer()
 
     def but(self, **changes) -> "VGGBuild":
         """This build with some fields changed."""
@@ -377,6 +418,8 @@ def overfit_summary(record: dict, model: keras.Model, splits: Splits) -> dict:
     ``train_accuracy`` is measured after training in inference mode on the (unaugmented) training images, so
     dropout and augmentation do not lower it; ``gap`` is that minus the last epoch's validation accuracy.
     """
+    if not isinstance(record, dict):
+        raise TypeError(f"record must be the dict that run_experiment returns, not {type(record).__name__}")
     if not record.get("history", {}).get("val_accuracy"):
         raise ValueError("the record has no validation accuracy; run with a profile that keeps validation images")
     train = T.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
@@ -532,6 +575,11 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
     """
     prof = get_profile(profile)
     steps = LADDER if steps is None else list(steps)
+    if not steps or not all(isinstance(s, LadderStep) for s in steps):
+        raise TypeError(f"steps must be a non-empty list of LadderStep (such as LADDER), not {steps!r}")
+    if data is not None:
+        _check_data(data)
+    _check_out(out)
     seeds = tuple(LADDER_SEEDS[prof.name] if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, not {seeds!r}")
@@ -607,6 +655,8 @@ def load_ladder(folder: str | os.PathLike) -> LadderResult:
     Reads ``folder/ladder.json`` and each run's ``result.json``; raises ValueError naming the folder when the table
     is missing or a step's records do not match it (say, a run that was interrupted).
     """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path, not {type(folder).__name__} {folder!r}")
     root = Path(folder)
     path = root / "ladder.json"
     if not path.is_file():
@@ -614,8 +664,13 @@ def load_ladder(folder: str | os.PathLike) -> LadderResult:
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         rows, seeds = saved["rows"], tuple(saved["seeds"])
+        missing = [k for k in ("profile", "dataset", "seconds") if k not in saved]
+        missing += [f"rows[{i}].{k}" for i, r in enumerate(rows) for k in ("step", "name", "label", "mean", "accuracies")
+                    if k not in r]
+        if missing:
+            raise KeyError(missing[0])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"unreadable ladder table {str(path)!r}: {e}") from None
+        raise ValueError(f"unreadable ladder table {str(path)!r}: {type(e).__name__}: {e}") from None
     records = {}
     for row in rows:
         if row.get("std") is None and "members_mean" in row:
@@ -770,13 +825,14 @@ LINEAGE_ARMS = {"smoke": ("lenet5",), "cpu": ("lenet5",),
                 "gpu": ("lenet5", "alexnet", "vgg16-lineage", "googlenet-mini")}
 
 
-def resnet_width(profile: Profile) -> float:
+def resnet_width(profile: "str | Profile") -> float:
     """The CIFAR ResNets are narrow already (16-32-64 channels), so they get twice the profile's width (at most 1)."""
-    return min(1.0, 2 * profile.width)
+    return min(1.0, 2 * get_profile(profile).width)
 
 
-def degradation_depths(profile: Profile) -> tuple[int, int]:
+def degradation_depths(profile: "str | Profile") -> tuple[int, int]:
     """The (shallow, deep) depths of the degradation experiment in this profile."""
+    profile = get_profile(profile)
     if profile.name not in DEGRADATION_DEPTHS:
         raise ValueError(f"no degradation depths for profile {profile.name!r}; it has {', '.join(DEGRADATION_DEPTHS)}")
     return DEGRADATION_DEPTHS[profile.name]
@@ -911,7 +967,11 @@ PREDICTIONS_FILE = "test_predictions.npz"
 
 def save_predictions(path: Path, probabilities, labels) -> None:
     """The test set's class probabilities (float16) and labels, written atomically beside a run's record."""
-    probs, labels = np.asarray(probabilities, np.float16), np.asarray(labels, np.uint8)
+    probs, labels = np.asarray(probabilities, np.float16), np.asarray(labels)
+    if probs.ndim != 2 or labels.ndim != 1 or len(probs) != len(labels):
+        raise ValueError(f"probabilities must have shape (N, classes) for N labels; got {probs.shape} for "
+                         f"labels of shape {labels.shape}")
+    labels = labels.astype(np.uint8)
     T._atomic_write(Path(path), lambda f: np.savez_compressed(f, probabilities=probs, labels=labels))
 
 
@@ -953,6 +1013,8 @@ VGG16_GOALS = {"single": 0.945, "ensemble": 0.955}
 def speedrun_rows(records: dict) -> list[dict]:
     """One row per experiment of ``{experiment: [records]}``: runs, median seconds and compile seconds, how many
     reached the target, and the median test accuracy with and without flip TTA."""
+    if not isinstance(records, dict):
+        raise TypeError(f"records must be a dict of {{experiment: [records]}}, not {type(records).__name__}")
     rows = []
     for name, recs in records.items():
         if not recs:
@@ -971,6 +1033,9 @@ def speedrun_rows(records: dict) -> list[dict]:
 
 def speedrun_table(rows: list[dict]) -> str:
     """``speedrun_rows`` as a fixed-width text table."""
+    keys = {"experiment", "runs", "median_seconds", "median_compile", "reached", "median_accuracy", "median_no_tta"}
+    if isinstance(rows, (str, dict)) or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
+        raise ValueError(f"rows must be the list that speedrun_rows returns, not {str(rows)[:80]!r}")
     head = f"{'experiment':<24}{'runs':>5}{'median s':>10}{'compile s':>10}{'reached':>9}{'acc (TTA)':>11}{'no TTA':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:

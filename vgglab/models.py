@@ -35,8 +35,11 @@ class LocalResponseNormalization(layers.Layer):
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(size, int) or size < 1 or size % 2 == 0:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
             raise ValueError(f"LRN size must be a positive odd integer, not {size!r}")
+        for label, v in (("alpha", alpha), ("beta", beta), ("k", k)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"LRN {label} must be a finite non-negative number, not {v!r}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def call(self, x):
@@ -104,6 +107,25 @@ def _fresh(init):
     return init
 
 
+def _augment(x, augmentation):
+    """``x`` through the augmentation layers (a list of Keras preprocessing layers, or None)."""
+    if augmentation is None:
+        return x
+    if not isinstance(augmentation, (list, tuple)) or not all(isinstance(a, layers.Layer) for a in augmentation):
+        raise TypeError(f"augmentation must be a list of Keras layers such as vgglab.train.augmentation_layers(recipe), "
+                        f"not {augmentation!r}")
+    for layer in augmentation:
+        x = layer(x)
+    return x
+
+
+def _check_image_tensor(x) -> None:
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) != 4:
+        raise TypeError(f"x must be an image tensor (batch, height, width, channels) such as keras.Input((32, 32, 3)), "
+                        f"not {type(x).__name__} {x!r}")
+
+
 def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch_norm: bool = False,
         activation="relu", initializer="glorot_uniform", dropout: float = 0.5, width: float = 1.0,
         head: str = "paper", head_units: int | None = None, regularizer=None, augmentation=None,
@@ -134,10 +156,7 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for i, layer in enumerate(augmentation or []):
-        if not isinstance(layer, layers.Layer):
-            raise TypeError(f"augmentation must be a list of Keras layers, got {layer!r}")
-        x = layer(x)
+    x = _augment(x, augmentation)
     block, conv = 1, 0
     for item in cfg:
         if item == "M":
@@ -176,13 +195,16 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
 def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sigmoid", filters=(32, 64),
               fc_units: int = 384, initializer="glorot_uniform", augmentation=None, name: str = "basic_cnn") -> keras.Model:
     """The first CNN of the book: two 5x5 convolution + 2x2 max-pooling stages, one FC layer of 384, sigmoid."""
+    if not isinstance(filters, (list, tuple)) or not all(
+            isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in filters):
+        raise ValueError(f"filters must be a list of positive filter counts such as (32, 64), not {filters!r}")
+    _positive_int("fc_units", fc_units)
     _check_common(input_shape, num_classes, 1.0, 0.0, pools=len(filters))
     act = _get("activation", keras.activations.get, activation)
     init = _get("initializer", keras.initializers.get, initializer)
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     x = inputs
-    for layer in augmentation or []:
-        x = layer(x)
+    x = _augment(x, augmentation)
     for i, f in enumerate(filters, start=1):
         x = layers.Conv2D(f, 5, padding="same", activation=act, kernel_initializer=_fresh(init), name=f"block{i}_conv1")(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{i}_pool")(x)
@@ -194,6 +216,9 @@ def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sig
 
 def config_table(configs=("A", "A-LRN", "B", "C", "D", "E")) -> list[list[str]]:
     """The paper's Table 1 as rows of text (one column per configuration), from ``CONFIGS``."""
+    configs = [configs] if isinstance(configs, str) else list(configs)
+    if not configs:
+        raise ValueError(f"configs must name at least one configuration ({', '.join(CONFIGS)}), not {configs!r}")
     columns = []
     for c in configs:
         _, cfg = resolve_config(c)
@@ -227,7 +252,8 @@ def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | Non
     kernels = list(kernels)
     if not kernels or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in kernels):
         raise ValueError(f"kernels must be a non-empty list of positive integers, not {kernels!r}")
-    for label, v in (("channels", channels), ("size", size), ("in_channels", in_channels or channels)):
+    for label, v in (("channels", channels), ("size", size),
+                     ("in_channels", channels if in_channels is None else in_channels)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{label} must be a positive integer, not {v!r}")
     act = _get("activation", keras.activations.get, activation)
@@ -271,10 +297,7 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for layer in augmentation or []:
-        if not isinstance(layer, layers.Layer):
-            raise TypeError(f"augmentation must be a list of Keras layers, got {layer!r}")
-        x = layer(x)
+    x = _augment(x, augmentation)
     block, conv = 1, 0
     for item in cfg:
         if item == "M":
@@ -486,8 +509,7 @@ def alexnet(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.
                          f"each side must be at least {need} pixels")
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for layer in augmentation or []:
-        x = layer(x)
+    x = _augment(x, augmentation)
     first = (11, 4, "valid") if stem == "imagenet" else (5, 1, "same")  # kernel, stride, padding of conv1
     convs = [(96, *first), (256, 5, 1, "same"), (384, 3, 1, "same"), (384, 3, 1, "same"), (256, 3, 1, "same")]
     for i, (filters, k, s, padding) in enumerate(convs, start=1):
@@ -536,6 +558,7 @@ def inception_module(x, spec="3a", *, reduce: bool = True, width: float = 1.0, b
     channel on. Every convolution is followed by ReLU (and by batch normalisation first, if asked:
     the original had none).
     """
+    _check_image_tensor(x)
     c1, r3, c3, r5, c5, pp = _inception_spec(spec, width)
 
     def conv(t, filters, k, tag):
@@ -595,14 +618,15 @@ def googlenet_mini(*, input_shape=(32, 32, 3), num_classes: int = 10, width: flo
     the paper. Dropped: the stem's LRN and the two auxiliary classifiers. All filter counts are
     multiplied by ``width``.
     """
+    if not isinstance(modules, (list, tuple)):
+        raise TypeError(f"modules must be a list of Inception names and 'M' such as ('3a', '3b', 'M'), not {modules!r}")
     input_shape = _check_common(input_shape, num_classes, width, dropout, pools=1 + list(modules).count("M"))
     for m in modules:
         if m != "M" and m not in INCEPTION_SPECS:
             raise ValueError(f"unknown module {m!r} in modules; use names from {', '.join(INCEPTION_SPECS)} or 'M'")
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for layer in augmentation or []:
-        x = layer(x)
+    x = _augment(x, augmentation)
 
     def conv(t, filters, k, tag):
         t = layers.Conv2D(_scaled(filters, width), k, padding="same", use_bias=not batch_norm,
@@ -665,6 +689,7 @@ def residual_block(x, filters: int, *, stride: int = 1, residual: bool = True, s
     ``shortcut="pad"`` the parameter-free option A (subsample, pad with zero channels), which the paper
     used on CIFAR-10. ``residual=False`` leaves the shortcut and the addition out: the "plain" block.
     """
+    _check_image_tensor(x)
     _positive_int("filters", filters)
     _positive_int("stride", stride)
     if shortcut not in SHORTCUTS:
@@ -716,8 +741,7 @@ def cifar_resnet(depth: int = 20, *, residual: bool = True, width: float = 1.0, 
     input_shape = _check_common(input_shape, num_classes, width, 0.0, pools=2)
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
-    for layer in augmentation or []:
-        x = layer(x)
+    x = _augment(x, augmentation)
     init = _get("initializer", keras.initializers.get, initializer)
     reg = _get("regularizer", keras.regularizers.get, regularizer)
     x = layers.Conv2D(_scaled(16, width), 3, padding="same", use_bias=False, kernel_initializer=init,

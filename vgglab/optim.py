@@ -112,5 +112,9 @@ def steps_to_reach(path: np.ndarray, f: Callable[[np.ndarray], np.ndarray], leve
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2:
         raise ValueError(f"path must be a (steps + 1, dims) array, not shape {path.shape}")
+    if not callable(f):
+        raise TypeError(f"f must be callable (points -> values), such as SURFACES['ravine'].f, not {type(f).__name__}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.number)) or not np.isfinite(level):
+        raise ValueError(f"level must be a finite number, not {level!r}")
     below = np.flatnonzero(np.asarray(f(path.T)) < level)
     return int(below[0]) if len(below) else None

@@ -65,6 +65,8 @@ def plot_history(histories: dict, metric: str = "accuracy", ax=None, title: str 
     ax = ax or plt.subplots(figsize=(6, 3.6))[1]
     names = {"accuracy": "정확도", "loss": "손실"}
     for i, (label, h) in enumerate(histories.items()):
+        if not isinstance(h, dict):
+            raise TypeError(f"history {label!r} must be a dict such as record['history'], not {type(h).__name__}")
         if metric not in h:
             raise ValueError(f"history {label!r} has no {metric!r}; it has {', '.join(h)}")
         epochs = np.arange(1, len(h[metric]) + 1)
@@ -86,10 +88,16 @@ def image_grid(x, y, class_names, per_class: int = 8, seed: int = 0):
     """A grid with one row per class: ``per_class`` random images, the class name at the left."""
     import matplotlib.pyplot as plt
 
+    from vgglab.analysis import _check_positive_int
+    from vgglab.runtime import check_seed
+
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or len(x) != len(y):
         raise ValueError(f"need images (N, H, W, C) and N labels, got {x.shape} and {y.shape}")
-    rng = np.random.default_rng(seed)
+    if isinstance(class_names, str) or not len(class_names):
+        raise ValueError(f"class_names must be a non-empty list such as CLASS_NAMES_KO, not {class_names!r}")
+    _check_positive_int(per_class, "per_class")
+    rng = np.random.default_rng(check_seed(seed))
     k = len(class_names)
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9, k * 0.95))
     for c in range(k):
@@ -114,6 +122,10 @@ def bar_compare(labels, values, ylabel: str, ax=None, fmt: str = "{:,.0f}", log:
 
     if len(labels) != len(values) or not len(labels):
         raise ValueError(f"need as many labels as values, got {len(labels)} and {len(values)}")
+    if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
+        raise ValueError(f"values must be finite numbers, not {list(values)!r}")
+    if log and min(values) <= 0:
+        raise ValueError(f"values must be positive for a log scale, not {list(values)!r}; use log=False")
     ax = ax or plt.subplots(figsize=(6, 3.2))[1]
     bars = ax.bar(range(len(values)), values, color=[f"C{i}" for i in range(len(values))])
     ax.set_xticks(range(len(values)), labels)
@@ -162,10 +174,18 @@ def weight_histograms(weights: dict, ax=None, bins: int = 81, limit: float | Non
     """Histograms of weights for several models, ``{label: flat array}``, as outlines on one axis."""
     import matplotlib.pyplot as plt
 
+    from vgglab.analysis import _check_positive_int
+
     if not isinstance(weights, dict) or not weights:
         raise ValueError("weights must be a non-empty dict of {label: array}")
-    ax = ax or plt.subplots(figsize=(6, 3.4))[1]
+    _check_positive_int(bins, "bins")
+    if limit is not None and not (isinstance(limit, (int, float)) and limit > 0 and np.isfinite(limit)):
+        raise ValueError(f"limit must be a positive number or None, not {limit!r}")
     arrays = {k: np.ravel(np.asarray(v, np.float64)) for k, v in weights.items()}
+    for label, a in arrays.items():
+        if not a.size or not np.all(np.isfinite(a)):
+            raise ValueError(f"weights {label!r} must be a non-empty array of finite numbers")
+    ax = ax or plt.subplots(figsize=(6, 3.4))[1]
     limit = limit or float(max(np.quantile(np.abs(a), 0.999) for a in arrays.values()))
     edges = np.linspace(-limit, limit, bins + 1)
     for i, (label, a) in enumerate(arrays.items()):  # values beyond ±limit (the rarest 0.1%) are left out
@@ -190,6 +210,10 @@ def ladder_chart(rows, ax=None, chance: float = 0.1):
     rows = list(rows)
     if not rows:
         raise ValueError("rows must hold at least one ladder step")
+    for r in rows:
+        missing = [k for k in ("step", "label", "mean") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"ladder row {r!r} lacks {missing[0]!r}; rows are LadderResult.rows (step, label, mean, ...)")
     ax = ax or plt.subplots(figsize=(10, 3.8))[1]
     x = np.arange(len(rows))
     means = [100 * r["mean"] for r in rows]

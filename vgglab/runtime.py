@@ -62,7 +62,7 @@ def get_profile(profile: str | Profile | None = None) -> Profile:
         return profile
     if profile is not None and not isinstance(profile, str):
         raise TypeError(f"profile must be a name such as 'cpu', not {type(profile).__name__} {profile!r}")
-    name = profile or os.environ.get("VGGLAB_PROFILE") or ("gpu" if gpu_visible() else "cpu")
+    name = profile if profile is not None else os.environ.get("VGGLAB_PROFILE") or ("gpu" if gpu_visible() else "cpu")
     if name not in PROFILES:
         source = "VGGLAB_PROFILE" if profile is None else "profile"
         raise ValueError(f"unknown {source} {name!r}; choose one of {', '.join(PROFILES)}")
@@ -127,13 +127,22 @@ def versions() -> dict[str, str]:
     return out
 
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding, which keras.utils.set_random_seed uses, takes 0 .. 2**32 - 1
+
+
+def check_seed(seed, label: str = "seed") -> int:
+    """``seed`` as an int, or a ValueError naming it: a seed is an integer from 0 to ``MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{label} must be an integer from 0 to 2**32 - 1, not {seed!r}")
+    return int(seed)
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    seed = check_seed(seed)
     import keras
 
-    keras.utils.set_random_seed(int(seed))
+    keras.utils.set_random_seed(seed)
     if _backend() == "tensorflow":
         import tensorflow as tf
 

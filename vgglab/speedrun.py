@@ -105,6 +105,8 @@ class PatchWhitening(layers.Layer):
 def adapt_layers(model: keras.Model, x, seed: int = 0) -> list[str]:
     """Fit every layer of ``model`` that learns from the training images before training (an ``adapt`` method,
     Keras' convention for preprocessing layers); returns their names."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a Keras model, not {type(model).__name__}")
     done = []
     for layer in model.layers:
         if isinstance(layer, PatchWhitening):
@@ -123,6 +125,9 @@ class SpeedrunBuild:
     activation: str = ACTIVATION
     widths: tuple = WIDTHS
     width: float | None = None  # None: the profile's width (gpu 1: airbench94's 64/256/256 channels; cpu 0.25)
+
+    def __post_init__(self):
+        _check_net_args(1.0 if self.width is None else self.width, self.logit_scale, self.widths, self.activation)
 
     def but(self, **changes) -> "SpeedrunBuild":
         unknown = sorted(set(changes) - set(self.__dataclass_fields__))
@@ -145,19 +150,26 @@ class SpeedrunBuild:
                             augmentation=augmentation_layers(recipe, seed))
 
 
-def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.0, whiten: bool = True,
-                 batch_norm: bool = True, logit_scale: float = LOGIT_SCALE, activation: str = ACTIVATION,
-                 widths=WIDTHS, augmentation=(), name: str = "speedrun") -> keras.Model:
-    """The speed-run network (see the module's text). ``width`` scales ``widths``; ``whiten=False`` puts a trained
-    2x2 convolution with as many filters in place of the whitening layer."""
+def _check_net_args(width, logit_scale, widths, activation) -> None:
     if not (isinstance(width, (int, float)) and not isinstance(width, bool) and 0 < width <= 4):
         raise ValueError(f"width must be a number in (0, 4], not {width!r}")
     if not (isinstance(logit_scale, (int, float)) and not isinstance(logit_scale, bool) and logit_scale > 0):
         raise ValueError(f"logit_scale must be a positive number, not {logit_scale!r}")
     if isinstance(widths, (str, bytes)) or len(tuple(widths)) != 3 or not all(
-            isinstance(w, (int, np.integer)) and w > 0 for w in widths):
+            isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w > 0 for w in widths):
         raise ValueError(f"widths must be three positive channel counts, not {widths!r}")
-    keras.activations.get(activation)  # fails on an unknown name
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(f"unknown activation {activation!r}; use a Keras name such as 'gelu' or 'relu'") from None
+
+
+def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.0, whiten: bool = True,
+                 batch_norm: bool = True, logit_scale: float = LOGIT_SCALE, activation: str = ACTIVATION,
+                 widths=WIDTHS, augmentation=(), name: str = "speedrun") -> keras.Model:
+    """The speed-run network (see the module's text). ``width`` scales ``widths``; ``whiten=False`` puts a trained
+    2x2 convolution with as many filters in place of the whitening layer."""
+    _check_net_args(width, logit_scale, widths, activation)
     channels = [max(8, int(round(w * width))) for w in widths]
     inputs = keras.Input(input_shape)
     x = inputs

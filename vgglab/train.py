@@ -22,6 +22,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from vgglab.analysis import _check_model, _check_positive_int
+from vgglab.data import NORMALIZATIONS, _file_mode
+from vgglab.runtime import check_seed
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -68,21 +72,37 @@ def check_recipe(recipe: Recipe) -> Recipe:
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if recipe.schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {recipe.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if not isinstance(recipe.augment, (tuple, list)):
+        raise TypeError(f"augment must be a tuple of names such as ('flip',), not {recipe.augment!r}")
     bad = [a for a in recipe.augment if a not in AUGMENTATIONS]
     if bad:
         raise ValueError(f"unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
-    bad = [a for a in recipe.tta if a not in TTA]
-    if bad:
-        raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
-    if not recipe.lr > 0:
-        raise ValueError(f"learning rate must be positive, not {recipe.lr!r}")
-    if not 0 <= recipe.label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), not {recipe.label_smoothing!r}")
+    if isinstance(recipe.tta, str) or any(a not in TTA for a in recipe.tta):
+        bad = recipe.tta if isinstance(recipe.tta, str) else next(a for a in recipe.tta if a not in TTA)
+        raise ValueError(f"unknown test-time augmentation {bad!r}; choose from {', '.join(TTA)}")
+    if recipe.normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalisation {recipe.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    for label, v, low, high in (("learning rate", recipe.lr, 0, None), ("momentum", recipe.momentum, 0, 1),
+                                ("weight_decay", recipe.weight_decay, 0, None),
+                                ("label_smoothing", recipe.label_smoothing, 0, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v) \
+                or not (v > 0 if label == "learning rate" else v >= low) or (high is not None and not v < high):
+            rule = "positive" if label == "learning rate" else f"in [{low}, {high})" if high else "non-negative"
+            raise ValueError(f"{label} must be {rule}, not {v!r}")
+    _check_positive_int(recipe.plateau_patience, "plateau_patience")
+    if isinstance(recipe.plateau_max_drops, bool) or not isinstance(recipe.plateau_max_drops, int) \
+            or recipe.plateau_max_drops < 0:
+        raise ValueError(f"plateau_max_drops must be a non-negative integer, not {recipe.plateau_max_drops!r}")
+    if recipe.batch_size is not None and (isinstance(recipe.batch_size, bool) or not isinstance(recipe.batch_size, int)
+                                          or recipe.batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, not {recipe.batch_size!r}")
     return recipe
 
 
 def augmentation_layers(recipe: Recipe, seed: int = 0) -> list:
     """The recipe's augmentation as Keras preprocessing layers (active only in training)."""
+    check_recipe(recipe)
+    seed = check_seed(seed)
     out = []
     if "flip" in recipe.augment:
         out.append(layers.RandomFlip("horizontal", seed=seed, name="augment_flip"))
@@ -99,6 +119,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from peak/10 to ``peak`` over ``warmup`` of the steps, then linear decay to 0."""
 
     def __init__(self, peak: float, total_steps: int, warmup: float = 0.15):
+        if isinstance(peak, bool) or not isinstance(peak, (int, float, np.number)) or not (peak > 0 and np.isfinite(peak)):
+            raise ValueError(f"peak learning rate must be a positive number, not {peak!r}")
+        _check_positive_int(total_steps, "total_steps")
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float, np.number)) or not 0 <= warmup < 1:
+            raise ValueError(f"warmup must be a fraction of the steps in [0, 1), not {warmup!r}")
         self.peak, self.total_steps, self.warmup = float(peak), int(total_steps), float(warmup)
 
     def __call__(self, step):
@@ -114,6 +139,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(recipe: Recipe, steps: int):
+    """The recipe's optimiser for a run of ``steps`` updates (the one-cycle schedule spans them)."""
+    check_recipe(recipe)
+    _check_positive_int(steps, "steps")
     lr = OneCycle(recipe.lr, steps) if recipe.schedule == "onecycle" else recipe.lr
     kw = {"weight_decay": recipe.weight_decay or None}
     if recipe.optimizer == "sgd":
@@ -128,7 +156,7 @@ def make_optimizer(recipe: Recipe, steps: int):
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps: int) -> keras.Model:
-    check_recipe(recipe)
+    _check_model(model)
     model.compile(optimizer=make_optimizer(recipe, steps),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=_jit_compile())
@@ -148,10 +176,17 @@ def _jit_compile():
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
+
+    The file gets the mode that ``open`` would give it (0o666 less the umask), not ``tempfile``'s 0o600.
+    """
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise ValueError(f"output directory {str(path.parent)!r} is not writable: {e.strerror or e}") from None
+    try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -188,7 +223,16 @@ def write_json(path: str | os.PathLike, obj) -> None:
     _atomic_write(Path(path), lambda f: f.write(json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8")))
 
 
+def _check_compiled(model) -> keras.Model:
+    if getattr(_check_model(model), "optimizer", None) is None:
+        raise ValueError(f"model {model.name!r} has no optimizer yet; compile it first (vgglab.train.compile_model)")
+    return model
+
+
 def save_checkpoint(path, model: keras.Model, state: dict) -> None:
+    _check_compiled(model)
+    if not model.optimizer.built:  # saved before any step: build it as load_checkpoint does, so the two match
+        model.optimizer.build(model.trainable_variables)
     arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["state"] = np.array(json.dumps(state))
@@ -197,6 +241,10 @@ def save_checkpoint(path, model: keras.Model, state: dict) -> None:
 
 def load_checkpoint(path, model: keras.Model) -> dict:
     """Restore model and optimizer variables from ``path``; return the saved loop state."""
+    _check_model(model)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
+    _check_compiled(model)
     try:
         with np.load(path, allow_pickle=False) as z:
             saved = {k: z[k] for k in z.files}
@@ -246,6 +294,13 @@ def _current_lr(model) -> float:
     return float(np.asarray(model.optimizer.learning_rate))
 
 
+def check_progress_every(progress_every) -> None:
+    """``progress_every`` is None (no lines inside an epoch) or a positive number of seconds."""
+    if progress_every is not None and (isinstance(progress_every, bool) or not isinstance(progress_every, (int, float))
+                                       or not progress_every > 0):
+        raise ValueError(f"progress_every must be a positive number of seconds or None, not {progress_every!r}")
+
+
 def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe: Recipe, epochs: int,
         batch_size: int = 128, seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
         progress_every: float | None = None, on_epoch_end=(), log=print) -> FitResult:
@@ -255,21 +310,25 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
     batches as an uninterrupted one. With ``checkpoint`` the state is saved after every epoch, and
     then each of ``on_epoch_end`` is called with the number of finished epochs.
     """
+    _check_model(model)
     check_recipe(recipe)
     for label, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, not {v!r}")
-    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    if len(x_train) != len(y_train) or len(x_train) == 0:
-        raise ValueError(f"x_train has {len(x_train)} images but y_train has {len(y_train)} labels")
+        _check_positive_int(v, label)
+    seed = check_seed(seed)
+    check_progress_every(progress_every)
+    if not callable(log) or not all(callable(c) for c in on_epoch_end):
+        raise TypeError(f"log and each of on_epoch_end must be callable, not {log!r} and {on_epoch_end!r}")
+    x_train, y_train = _check_xy(model, x_train, y_train, "x_train", "y_train")
+    if (x_val is None) != (y_val is None):
+        raise ValueError("give both x_val and y_val, or neither")
+    has_val = x_val is not None and len(x_val) > 0
+    if has_val:
+        x_val, y_val = _check_xy(model, x_val, y_val, "x_val", "y_val")
     num_classes = model.output_shape[-1]
-    if y_train.min() < 0 or y_train.max() >= num_classes:
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}; found {y_train.min()}..{y_train.max()}")
     n = len(x_train)
     steps = -(-n // batch_size)
     compile_model(model, recipe, steps * epochs)
     onehot = keras.utils.to_categorical(y_train, num_classes)
-    has_val = x_val is not None and len(x_val) > 0
     val_onehot = keras.utils.to_categorical(y_val, num_classes) if has_val else None
 
     history = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
@@ -315,6 +374,23 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
     return result
 
 
+def _check_xy(model: keras.Model, x, y, x_name: str = "x", y_name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Images that fit the model's input, and as many integer labels, each a class of the model's output."""
+    x, y = np.asarray(x), np.asarray(y)
+    want = tuple(model.input_shape[1:])
+    if x.ndim != len(want) + 1 or any(w is not None and w != v for w, v in zip(want, x.shape[1:])):
+        raise ValueError(f"{x_name} must have shape (N, {', '.join(map(str, want))}) for model {model.name!r}, "
+                         f"not {x.shape}")
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or len(y) == 0):
+        raise ValueError(f"{y_name} must be a 1-D array of integer class labels, not shape {y.shape} and dtype {y.dtype}")
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"{x_name} has {len(x)} images but {y_name} has {len(y)} labels")
+    num_classes = model.output_shape[-1]
+    if y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(f"{y_name} labels must lie in 0..{num_classes - 1}; found {y.min()}..{y.max()}")
+    return x, y
+
+
 def _step_plateau(model, recipe: Recipe, plateau: dict, val_acc: float, log) -> None:
     """Divide the learning rate by 10 when validation accuracy has not improved for ``patience`` epochs."""
     if val_acc > plateau["best"] + 1e-4:
@@ -330,6 +406,8 @@ def _step_plateau(model, recipe: Recipe, plateau: dict, val_acc: float, log) -> 
 
 def steady_images_per_second(history: dict) -> float:
     """Median training throughput, leaving out the first epoch (compilation) when there are others."""
+    if not isinstance(history, dict):
+        raise TypeError(f"history must be a dict such as FitResult.history, not {type(history).__name__}")
     ips = history.get("images_per_second", [])
     if not ips:
         return 0.0
@@ -342,7 +420,11 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     ``tta=("flip",)`` averages the class probabilities of each image and its mirror image (test-time augmentation).
     ``probabilities=True`` also returns them, as ``"probabilities"`` (N, classes).
     """
+    x, y = _check_xy(_check_model(model), x, y)
+    _check_positive_int(batch_size, "batch_size")
     num_classes = model.output_shape[-1]
+    if isinstance(tta, str):
+        raise TypeError(f"tta must be a tuple of names such as ('flip',), not {tta!r}")
     bad = [a for a in tta if a not in TTA]
     if bad:
         raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
@@ -350,7 +432,6 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     if "flip" in tta:
         probs = (probs + model.predict(np.asarray(x)[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
     pred = probs.argmax(-1)
-    y = np.asarray(y)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
     cm = np.zeros((num_classes, num_classes), np.int64)
@@ -463,6 +544,10 @@ def ensemble_scores(member_probs, y) -> dict:
         raise ValueError(f"member_probs must have shape (members, images, classes), not {probs.shape}")
     if probs.shape[1] != len(y):
         raise ValueError(f"the members scored {probs.shape[1]} images but y has {len(y)} labels")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be a 1-D array of integer labels, not shape {y.shape} and dtype {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= probs.shape[2]):
+        raise ValueError(f"y labels must lie in 0..{probs.shape[2] - 1}; found {y.min()}..{y.max()}")
     mean = probs.mean(axis=0)
     members = [float((p.argmax(-1) == y).mean()) for p in probs]
     loss = float(-np.mean(np.log(np.clip(mean[np.arange(len(y)), y], 1e-7, 1.0))))
@@ -478,6 +563,7 @@ def augment_images(x, augment, seed: int = 0) -> np.ndarray:
     """
     augment = (augment,) if isinstance(augment, str) else tuple(augment)
     recipe = check_recipe(Recipe("augment", "sgd", 0.1, augment=augment))
+    seed = check_seed(seed)
     x = np.asarray(x, np.float32)
     if x.ndim != 4:
         raise ValueError(f"images must have shape (N, H, W, C), not {x.shape}")
@@ -516,8 +602,14 @@ def scale_crop(images, sizes, offsets):
     if images.ndim != 4:
         raise ValueError(f"images must be (N, height, width, channels), got shape {images.shape}")
     n, h, w = images.shape[:3]
-    sizes = np.broadcast_to(np.asarray(sizes, "float32"), (n,))
-    offsets = np.broadcast_to(np.asarray(offsets, "float32"), (n, 2))
+    try:
+        sizes, offsets = (np.broadcast_to(np.asarray(sizes, "float32"), (n,)),
+                          np.broadcast_to(np.asarray(offsets, "float32"), (n, 2)))
+    except ValueError:
+        raise ValueError(f"sizes must be one number or one per image ({n}) and offsets one (row, col) pair or one per "
+                         f"image, not sizes {sizes!r} and offsets {offsets!r}") from None
+    if not np.all(np.isfinite(sizes)) or not np.all(np.isfinite(offsets)):
+        raise ValueError(f"sizes and offsets must be finite numbers, got sizes {sizes[:4]} and offsets {offsets[:4]}")
     short = min(h, w)
     if np.any(sizes < short):
         raise ValueError(f"sizes must be at least the images' shorter side {short} (no room to crop from a smaller "
@@ -550,6 +642,8 @@ class RandomScaleCrop(layers.Layer):
                 raise ValueError(f"{label} must be a positive integer, not {v!r}")
         if max_size < min_size:
             raise ValueError(f"max_size ({max_size}) must be at least min_size ({min_size})")
+        if seed is not None:
+            check_seed(seed)
         self.min_size, self.max_size, self.seed = min_size, max_size, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -596,6 +690,8 @@ def dense_scores(model: keras.Model, x, sizes=None, flips=(False,), batch_size: 
     x = np.asarray(x, "float32")
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, height, width, channels), got shape {x.shape}")
+    _check_positive_int(batch_size, "batch_size")
+    _check_positive_int(chunk, "chunk")
     n, h, w, c = x.shape
     short = min(h, w)
     sizes = (short,) if sizes is None else tuple(sizes)
@@ -626,6 +722,9 @@ def combined_accuracy(scores: dict, y, combos: dict) -> dict:
 
     ``scores`` is what ``dense_scores`` returns; each combination averages the probabilities it names.
     """
+    if not isinstance(combos, dict) or not isinstance(scores, dict):
+        raise TypeError(f"scores and combos must be dicts ({{name: [(Q, flipped), ...]}} for combos), "
+                        f"not {type(scores).__name__} and {type(combos).__name__}")
     y = np.asarray(y)
     out = {}
     for name, keys in combos.items():
