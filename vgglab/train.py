@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from vgglab import distribute as DP
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -243,12 +245,15 @@ def _current_lr(model) -> float:
 
 def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe: Recipe, epochs: int,
         batch_size: int = 128, seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        progress_every: float | None = None, on_epoch_end=(), log=print) -> FitResult:
+        progress_every: float | None = None, on_epoch_end=(), distribution=None, log=print) -> FitResult:
     """Train ``model`` (uncompiled) on float inputs and integer labels; one log line per epoch.
 
     The epoch's shuffling order depends only on ``(seed, epoch)``, so a resumed run sees the same
     batches as an uninterrupted one. With ``checkpoint`` the state is saved after every epoch, and
     then each of ``on_epoch_end`` is called with the number of finished epochs.
+
+    ``distribution`` (see ``vgglab.distribute``) splits every batch of ``batch_size`` among its devices; the
+    model must have been built inside ``distribution.scope()``.
     """
     check_recipe(recipe)
     for label, v in (("epochs", epochs), ("batch_size", batch_size)):
@@ -260,11 +265,25 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
     num_classes = model.output_shape[-1]
     if y_train.min() < 0 or y_train.max() >= num_classes:
         raise ValueError(f"labels must lie in 0..{num_classes - 1}; found {y_train.min()}..{y_train.max()}")
+    has_val = x_val is not None and len(x_val) > 0
+    val_batch = max(batch_size, 256)
+    if distribution is not None:
+        DP.check_model(distribution, model)
+        val_batch = DP.check_batches(distribution, batch_size, len(x_train), len(x_val) if has_val else 0)
+        devices = DP.replicas(distribution)
+        log(f"데이터 병렬: {DP.kind(distribution)}, 장치 {devices}개, 장치마다 배치 {batch_size // devices}장")
+    with DP.scope(distribution):
+        return _fit(model, x_train, y_train, x_val, y_val, has_val, val_batch, recipe, epochs, batch_size, seed,
+                    checkpoint, resume, progress_every, on_epoch_end, log)
+
+
+def _fit(model, x_train, y_train, x_val, y_val, has_val, val_batch, recipe, epochs, batch_size, seed, checkpoint,
+         resume, progress_every, on_epoch_end, log) -> FitResult:
+    num_classes = model.output_shape[-1]
     n = len(x_train)
     steps = -(-n // batch_size)
     compile_model(model, recipe, steps * epochs)
     onehot = keras.utils.to_categorical(y_train, num_classes)
-    has_val = x_val is not None and len(x_val) > 0
     val_onehot = keras.utils.to_categorical(y_val, num_classes) if has_val else None
 
     history = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
@@ -290,7 +309,7 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
         history["loss"].append(float(h.history["loss"][-1]))
         history["accuracy"].append(float(h.history["accuracy"][-1]))
         if has_val:
-            v = model.evaluate(x_val, val_onehot, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
+            v = model.evaluate(x_val, val_onehot, batch_size=val_batch, verbose=0, return_dict=True)
             history["val_loss"].append(float(v["loss"]))
             history["val_accuracy"].append(float(v["accuracy"]))
         history["lr"].append(float(lr))
@@ -334,7 +353,7 @@ def steady_images_per_second(history: dict) -> float:
 def evaluate(model: keras.Model, x, y, batch_size: int = 256) -> dict:
     """Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
     num_classes = model.output_shape[-1]
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    probs = DP.predict(model, x, batch_size)
     pred = probs.argmax(-1)
     y = np.asarray(y)
     eps = 1e-7
