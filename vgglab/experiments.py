@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from vgglab import data as D
+from vgglab import distribute as DP
 from vgglab import train as T
 from vgglab.models import basic_cnn, vgg
 from vgglab.runtime import Profile, check_seed, device_name, get_profile, set_seed, versions
@@ -182,13 +183,21 @@ def _check_data(data) -> D.CIFAR10Data:
 # Running
 
 
-def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, dataset: str, source: str) -> dict:
-    """Everything that decides a run, as JSON would hold it; a resume must match it exactly."""
-    return json.loads(json.dumps({"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
-            "batch_size": batch_size(exp, profile), "width": profile.width,
-            "train_size": exp.train_size.get(profile.name, profile.train_size), "val_size": profile.val_size,
-            "test_size": profile.test_size, "recipe": asdict(exp.recipe), "dataset": dataset,
-            "source_sha256": _source_id(source), "backend": keras.backend.backend()}))
+def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, dataset: str, source: str,
+               distribution=None) -> dict:
+    """Everything that decides a run, as JSON would hold it; a resume must match it exactly.
+
+    A data-parallel run adds ``"distribution": {"kind": ..., "replicas": n}`` (``vgglab.distribute.describe``);
+    a run on one device has no such key, as the records written before it existed.
+    """
+    config = {"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
+              "batch_size": batch_size(exp, profile), "width": profile.width,
+              "train_size": exp.train_size.get(profile.name, profile.train_size), "val_size": profile.val_size,
+              "test_size": profile.test_size, "recipe": asdict(exp.recipe), "dataset": dataset,
+              "source_sha256": _source_id(source), "backend": keras.backend.backend()}
+    if distribution is not None:
+        config["distribution"] = DP.describe(distribution)
+    return json.loads(json.dumps(config))
 
 
 def _source_id(source: str) -> str:
@@ -223,10 +232,16 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
 
 def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
-                   progress_every: float | None = None, log=print) -> dict:
-    """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``)."""
+                   progress_every: float | None = None, distribution=None, log=print) -> dict:
+    """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
+
+    With ``distribution`` (``vgglab.distribute.data_parallel()``) the model is built, trained and tested inside
+    its scope, every batch split among its devices; the record's ``config`` names it.
+    """
     exp = get_experiment(name)
     prof = get_profile(profile)
+    if distribution is not None:  # a wrong object or a batch size that does not split fails before loading data
+        DP.check_batches(distribution, batch_size(exp, prof), 0)
     if epochs is None:
         epochs = exp.epochs_for(prof)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -239,7 +254,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data = data if data is not None else load_for_profile(prof, source, log)
-    config = run_config(exp, prof, int(epochs), seed, data.name, data.source)
+    config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution)
     ckpt, done = _prepare_out(Path(out), config, resume) if out is not None else (None, None)
     if done is not None:
         log(f"{out} 의 실행은 이미 끝났습니다: 테스트 정확도 {done['test_accuracy']:.1%}")
@@ -247,19 +262,21 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     set_seed(seed)
     splits = prepare(data, prof, normalization=exp.recipe.normalization, seed=seed,
                      train_size=exp.train_size.get(prof.name))
-    model = exp.build(prof, exp.recipe, seed)
-    adapted = adapt_layers(model, splits.x_train, seed)  # e.g. the speed run's patch whitening
-    log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
-        f" · 검증 {len(splits.y_val):,}장 · 테스트 {len(splits.y_test):,}장 · 파라미터 {model.count_params():,}개")
-    fit = T.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
-                epochs=int(epochs), batch_size=batch_size(exp, prof), seed=seed, checkpoint=ckpt, resume=resume,
-                progress_every=progress_every, log=log)
-    t_eval = time.perf_counter()
-    test = T.evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
-    eval_seconds = time.perf_counter() - t_eval
-    probabilities = test.pop("probabilities")
+    with DP.scope(distribution):
+        model = exp.build(prof, exp.recipe, seed)
+        adapted = adapt_layers(model, splits.x_train, seed)  # e.g. the speed run's patch whitening
+        log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
+            f" · 검증 {len(splits.y_val):,}장 · 테스트 {len(splits.y_test):,}장 · 파라미터 {model.count_params():,}개")
+        fit = T.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
+                    epochs=int(epochs), batch_size=batch_size(exp, prof), seed=seed, checkpoint=ckpt, resume=resume,
+                    progress_every=progress_every, distribution=distribution, log=log)
+        t_eval = time.perf_counter()
+        test = T.evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
+        eval_seconds = time.perf_counter() - t_eval
+        probabilities = test.pop("probabilities")
+        if exp.recipe.tta:
+            test["test_accuracy_no_tta"] = T.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"]
     if exp.recipe.tta:
-        test["test_accuracy_no_tta"] = T.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"]
         log(f"테스트 정확도 {test['test_accuracy']:.1%} (TTA {'+'.join(exp.recipe.tta)}; 없이는 "
             f"{test['test_accuracy_no_tta']:.1%}) ({data.name}, 테스트 {len(splits.y_test):,}장)")
     else:

@@ -25,6 +25,7 @@ from keras import layers, ops
 from vgglab.analysis import _check_model, _check_positive_int
 from vgglab.data import NORMALIZATIONS, _file_mode
 from vgglab.runtime import check_seed
+from vgglab import distribute as DP
 
 
 @dataclass(frozen=True)
@@ -303,12 +304,15 @@ def check_progress_every(progress_every) -> None:
 
 def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe: Recipe, epochs: int,
         batch_size: int = 128, seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        progress_every: float | None = None, on_epoch_end=(), log=print) -> FitResult:
+        progress_every: float | None = None, on_epoch_end=(), distribution=None, log=print) -> FitResult:
     """Train ``model`` (uncompiled) on float inputs and integer labels; one log line per epoch.
 
     The epoch's shuffling order depends only on ``(seed, epoch)``, so a resumed run sees the same
     batches as an uninterrupted one. With ``checkpoint`` the state is saved after every epoch, and
     then each of ``on_epoch_end`` is called with the number of finished epochs.
+
+    ``distribution`` (see ``vgglab.distribute``) splits every batch of ``batch_size`` among its devices; the
+    model must have been built inside ``distribution.scope()``.
     """
     _check_model(model)
     check_recipe(recipe)
@@ -324,6 +328,19 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
     has_val = x_val is not None and len(x_val) > 0
     if has_val:
         x_val, y_val = _check_xy(model, x_val, y_val, "x_val", "y_val")
+    val_batch = max(batch_size, 256)
+    if distribution is not None:
+        DP.check_model(distribution, model)
+        val_batch = DP.check_batches(distribution, batch_size, len(x_train), len(x_val) if has_val else 0)
+        devices = DP.replicas(distribution)
+        log(f"데이터 병렬: {DP.kind(distribution)}, 장치 {devices}개, 장치마다 배치 {batch_size // devices}장")
+    with DP.scope(distribution):
+        return _fit(model, x_train, y_train, x_val, y_val, has_val, val_batch, recipe, epochs, batch_size, seed,
+                    checkpoint, resume, progress_every, on_epoch_end, log)
+
+
+def _fit(model, x_train, y_train, x_val, y_val, has_val, val_batch, recipe, epochs, batch_size, seed, checkpoint,
+         resume, progress_every, on_epoch_end, log) -> FitResult:
     num_classes = model.output_shape[-1]
     n = len(x_train)
     steps = -(-n // batch_size)
@@ -354,7 +371,7 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
         history["loss"].append(float(h.history["loss"][-1]))
         history["accuracy"].append(float(h.history["accuracy"][-1]))
         if has_val:
-            v = model.evaluate(x_val, val_onehot, batch_size=max(batch_size, 256), verbose=0, return_dict=True)
+            v = model.evaluate(x_val, val_onehot, batch_size=val_batch, verbose=0, return_dict=True)
             history["val_loss"].append(float(v["loss"]))
             history["val_accuracy"].append(float(v["accuracy"]))
         history["lr"].append(float(lr))
@@ -428,9 +445,9 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     bad = [a for a in tta if a not in TTA]
     if bad:
         raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    probs = DP.predict(model, x, batch_size)
     if "flip" in tta:
-        probs = (probs + model.predict(np.asarray(x)[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+        probs = (probs + DP.predict(model, np.asarray(x)[:, :, ::-1], batch_size)) / 2
     pred = probs.argmax(-1)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
