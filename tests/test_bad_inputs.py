@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import write_folder, write_tar
 from vgglab import analysis as A
 from vgglab import data as D
+from vgglab import distribute as DP
 from vgglab import experiments as E
 from vgglab import models as M
 from vgglab import optim as O
@@ -466,6 +467,16 @@ CASES = [
     bad("SpeedrunBuild-width", S.SpeedrunBuild, width=-1, needle="not -1"),
     bad("speedrun_net-width", S.speedrun_net, width=9, needle="not 9"),
     bad("speedrun_net-activation", S.speedrun_net, activation="nope", needle="nope"),
+    # data parallelism (the backends' own checks are in tests/test_distribute.py)
+    bad("data_parallel-devices", DP.data_parallel, 3, exc=TypeError, needle="not 3"),
+    bad("tpu_strategy-tpu", DP.tpu_strategy, 3, exc=TypeError, needle="not 3"),
+    bad("kind-type", DP.kind, "x", exc=TypeError, needle="str"),
+    bad("replicas-type", DP.replicas, "x", exc=TypeError, needle="str"),
+    bad("describe-type", DP.describe, "x", exc=TypeError, needle="str"),
+    bad("scope-type", DP.scope, "x", exc=TypeError, needle="str"),
+    bad("check_model-type", DP.check_model, "x", None, exc=TypeError, needle="str"),
+    bad("check_batches-type", DP.check_batches, "x", 3, 4, exc=TypeError, needle="str"),
+    bad("predict-model", DP.predict, "m", np.zeros((1, 4, 4, 3)), exc=TypeError, needle="str"),
     bad("adapt_layers-model", S.adapt_layers, "model", np.zeros((1, 4, 4, 3)), exc=TypeError, needle="str"),
 ]
 
@@ -493,7 +504,7 @@ def test_the_table_covers_every_public_function():
               "write_json", "save_checkpoint"}  # in the file-based tests below
     internal = {"run_config"}  # builds the record of arguments run_experiment has already checked
     public = set()
-    for mod in (D, R, M, T, O, A, P, E, S):
+    for mod in (D, R, M, T, O, A, P, E, S, DP):
         public |= {n for n, o in vars(mod).items() if not n.startswith("_") and getattr(o, "__module__", "") ==
                    mod.__name__ and (inspect.isfunction(o) or inspect.isclass(o))}
     missing = sorted(public - named - no_arguments - records - internal)

@@ -30,6 +30,9 @@ def data_parallel(devices=None):
 
     JAX names devices ``"gpu:0"``, TensorFlow ``"/gpu:0"``. PyTorch has no engine here: ValueError.
     """
+    if devices is not None and (isinstance(devices, (str, bytes)) or not isinstance(devices, (list, tuple))
+                                or not all(isinstance(d, str) for d in devices)):
+        raise TypeError(f"devices must be a list of device names such as ['gpu:0', 'gpu:1'], not {devices!r}")
     backend = keras.backend.backend()
     if backend == "jax":
         return keras.distribution.DataParallel(devices=list(devices) if devices else None)
@@ -47,6 +50,8 @@ def tpu_strategy(tpu: str = ""):
     ``tpu=""`` finds the TPU of a Colab TPU runtime; on a Cloud TPU VM pass ``"local"``. Call it once, before
     building anything.
     """
+    if not isinstance(tpu, str):
+        raise TypeError(f"tpu must be a TPU name or address (a string, '' on Colab), not {tpu!r}")
     backend = keras.backend.backend()
     if backend != "tensorflow":
         raise ValueError(f"tpu_strategy needs the tensorflow backend, not {backend}; on JAX a TPU's cores are "
@@ -100,7 +105,10 @@ def describe(distribution) -> dict | None:
 
 def scope(distribution):
     """The distribution's scope (variables created inside it are placed on its devices); a no-op for None."""
-    return contextlib.nullcontext() if distribution is None else distribution.scope()
+    if distribution is None:
+        return contextlib.nullcontext()
+    kind(distribution)  # a TypeError naming anything that is not a distribution
+    return distribution.scope()
 
 
 def check_model(distribution, model: keras.Model) -> None:
@@ -151,6 +159,8 @@ def _jax_devices_in_use() -> int:
 def predict(model: keras.Model, x, batch_size: int = 256) -> np.ndarray:
     """``model.predict``; under a JAX ``DataParallel`` the images are padded to a multiple of the devices and the
     padding's outputs dropped (in inference every image's output depends on that image only)."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a Keras model, not {type(model).__name__}")
     n = _jax_devices_in_use()
     x = np.asarray(x)
     pad = (-len(x)) % n
