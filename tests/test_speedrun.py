@@ -83,6 +83,8 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     got = T.evaluate(net, x, y, tta=("flip",))
     probs = (net.predict(x, verbose=0) + net.predict(x[:, :, ::-1], verbose=0)) / 2
     assert got["test_accuracy"] == pytest.approx(float((probs.argmax(-1) == y).mean()))
+    assert got["test_accuracy_no_tta"] == pytest.approx(float((net.predict(x, verbose=0).argmax(-1) == y).mean()))
+    assert "test_accuracy_no_tta" not in T.evaluate(net, x, y)
     assert np.sum(got["confusion_matrix"]) == 16
     with pytest.raises(ValueError, match="unknown test-time augmentation 'rotate'; choose from flip"):
         T.evaluate(net, x, y, tta=("rotate",))

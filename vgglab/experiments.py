@@ -274,8 +274,6 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         test = T.evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
         eval_seconds = time.perf_counter() - t_eval
         probabilities = test.pop("probabilities")
-        if exp.recipe.tta:
-            test["test_accuracy_no_tta"] = T.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"]
     if exp.recipe.tta:
         log(f"테스트 정확도 {test['test_accuracy']:.1%} (TTA {'+'.join(exp.recipe.tta)}; 없이는 "
             f"{test['test_accuracy_no_tta']:.1%}) ({data.name}, 테스트 {len(splits.y_test):,}장)")
@@ -992,9 +990,13 @@ def save_predictions(path: Path, probabilities, labels) -> None:
     T._atomic_write(Path(path), lambda f: np.savez_compressed(f, probabilities=probs, labels=labels))
 
 
+def _predictions_path(record: dict) -> Path:
+    return Path(record.get("path", "")).parent / PREDICTIONS_FILE
+
+
 def load_predictions(record: dict) -> tuple[np.ndarray, np.ndarray]:
     """The probabilities and labels saved beside a record that ``load_records`` read."""
-    path = Path(record.get("path", "")).parent / PREDICTIONS_FILE
+    path = _predictions_path(record)
     if not path.is_file():
         raise ValueError(f"no {PREDICTIONS_FILE} beside {record.get('path')!r}: the run saved no test predictions")
     try:
@@ -1080,6 +1082,6 @@ def summarize_seeds(records: list[dict]) -> dict:
            "max": float(accs.max()), "median_wall_seconds": float(np.median([r["wall_seconds"] for r in records])),
            "devices": sorted({r.get("device", "?") for r in records}),
            "backends": sorted({r.get("backend", "?") for r in records}), "ensemble": None}
-    if len(records) > 1 and all((Path(r.get("path", "")).parent / PREDICTIONS_FILE).is_file() for r in records):
+    if len(records) > 1 and all(_predictions_path(r).is_file() for r in records):
         out["ensemble"] = seed_ensemble(records)
     return out

@@ -434,7 +434,8 @@ def steady_images_per_second(history: dict) -> float:
 def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilities: bool = False) -> dict:
     """Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted).
 
-    ``tta=("flip",)`` averages the class probabilities of each image and its mirror image (test-time augmentation).
+    ``tta=("flip",)`` averages the class probabilities of each image and its mirror image (test-time augmentation)
+    and also returns ``test_accuracy_no_tta``, the accuracy of the unflipped images alone.
     ``probabilities=True`` also returns them, as ``"probabilities"`` (N, classes).
     """
     x, y = _check_xy(_check_model(model), x, y)
@@ -446,14 +447,16 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     if bad:
         raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
     probs = DP.predict(model, x, batch_size)
-    if "flip" in tta:
+    plain = {}
+    if "flip" in tta:  # the accuracy without TTA comes from the same first pass
+        plain["test_accuracy_no_tta"] = float((probs.argmax(-1) == y).mean())
         probs = (probs + DP.predict(model, np.asarray(x)[:, :, ::-1], batch_size)) / 2
     pred = probs.argmax(-1)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (y, pred), 1)
-    out = {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist()}
+    out = {"test_loss": loss, "test_accuracy": float((pred == y).mean()), "confusion_matrix": cm.tolist(), **plain}
     return {**out, "probabilities": probs} if probabilities else out
 
 
