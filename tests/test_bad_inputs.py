@@ -417,6 +417,12 @@ CASES = [
         needle="int 3"),
     bad("run_experiment-progress", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, progress_every=-1,
         needle="-1"),
+    bad("run_experiment-train-size", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, train_size=0,
+        needle="not 0"),
+    bad("run_experiment-train-size-bool", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, train_size=True,
+        needle="not True"),
+    bad("run_experiment-train-size-float", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, train_size=256.0,
+        needle="not 256.0"),
     bad("VGGBuild-config", E.VGGBuild, "Z", needle="'Z'"),
     bad("VGGBuild-head", E.VGGBuild, head="big", needle="'big'"),
     bad("VGGBuild-dropout", E.VGGBuild, dropout=1.0, needle="not 1.0"),
@@ -654,7 +660,8 @@ def test_broken_ladder_table_names_the_file(tmp_path, content, needle):
     assert "ladder.json" in str(e.value) and needle in str(e.value)
 
 
-@pytest.mark.parametrize("kwargs", [{"seed": -1}, {"epochs": 0}, {"progress_every": 0}, {"profile": "fast"}])
+@pytest.mark.parametrize("kwargs", [{"seed": -1}, {"epochs": 0}, {"progress_every": 0}, {"profile": "fast"},
+                                    {"train_size": -5}])
 def test_run_experiment_writes_nothing_for_a_bad_argument(tmp_path, kwargs):
     out = tmp_path / "run"
     with pytest.raises(ValueError):
@@ -703,6 +710,9 @@ def _cli_error(capsys, argv):
     (["run", "basic-cnn", "--data", "", "--out", "{tmp}/o"], "''"),
     (["run", "ladder", "--epochs", "3", "--out", "{tmp}/o"], "--epochs"),
     (["run", "ladder", "--resume", "--out", "{tmp}/o"], "cannot resume"),
+    (["run", "vgg16", "--train-size", "0", "--out", "{tmp}/o"], "not 0"),
+    (["run", "vgg16", "--train-size", "many", "--out", "{tmp}/o"], "'many'"),
+    (["run", "ladder", "--train-size", "100", "--out", "{tmp}/o"], "--train-size"),
 ])
 def test_cli_bad_arguments(capsys, tmp_path, argv, needle):
     err = _cli_error(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])

@@ -65,13 +65,14 @@ def test_cli_run_writes_a_complete_record(tmp_path):
     out = tmp_path / "vgg16"
     env = {**os.environ, "VGGLAB_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-m", "vgglab", "run", "vgg16", "--profile", "smoke", "--data", "synthetic",
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+                           "--train-size", "256", "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "에포크 1/" in proc.stdout and "완료: vgg16" in proc.stdout
+    assert "에포크 1/" in proc.stdout and "완료: vgg16" in proc.stdout and "학습 256장" in proc.stdout
     record = json.loads((out / "result.json").read_text(encoding="utf-8"))
     for key in RESULT_KEYS:
         assert key in record, key
     assert record["experiment"] == "vgg16" and record["dataset"] == "synthetic" and record["profile"] == "smoke"
+    assert record["config"]["train_size"] == 256 and sum(map(sum, record["confusion_matrix"])) == 500
     assert record["train_images_per_second"] > 0 and record["versions"]["keras"]
     assert (out / "checkpoint.npz").exists() and (out / "run.json").exists()
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]

@@ -9,7 +9,9 @@ import time
 
 import numpy as np
 
-ARGS = ["run", "basic-cnn", "--profile", "smoke", "--data", "synthetic", "--epochs", "3", "--seed", "7"]
+# 512 training images (8 steps per epoch) keep each killed and resumed process short on every backend
+ARGS = ["run", "basic-cnn", "--profile", "smoke", "--data", "synthetic", "--epochs", "3", "--seed", "7",
+        "--train-size", "512"]
 
 
 def _env(tmp_path):

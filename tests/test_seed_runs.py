@@ -15,7 +15,7 @@ from vgglab import plots
 def two_seeds(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     data = D.synthetic_cifar10(n_train=600, n_test=200)
-    exp = E.get_experiment("vgg16").variant("vgg16-test", epochs={"smoke": 1})
+    exp = E.get_experiment("vgg16").variant("vgg16-test", epochs={"smoke": 1}, train_size={"smoke": 128})
     for seed in (0, 1):
         E.run_experiment(exp, profile="smoke", seed=seed, data=data, out=root / f"seed-{seed}", log=lambda *a: None)
     return root, E.load_records(root, experiment="vgg16-test")

@@ -97,7 +97,7 @@ def test_the_speedrun_experiment_whitens_from_its_training_images_and_records_bo
     assert E.batch_size(exp, get_profile("cpu")) == 256 and E.batch_size(exp, get_profile("gpu")) == 1024
     assert E.batch_size(E.get_experiment("vgg16"), get_profile("cpu")) == get_profile("cpu").batch_size
     data = D.synthetic_cifar10(n_train=600, n_test=200)
-    record, model = E.run_with_model(exp.variant("speedrun-test", epochs={"smoke": 1}), profile="smoke", data=data,
+    record, model = E.run_with_model(exp.variant("speedrun-test", epochs={"smoke": 1}, train_size={"smoke": 256}), profile="smoke", data=data,
                                      log=lambda *a: None)
     assert record["adapted_layers"] == ["whiten"]
     kernel = np.asarray(model.get_layer("whiten").kernel)

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="난수 시드 (기본 0)")
     run.add_argument("--out", default=None, help="체크포인트와 result.json을 쓸 폴더")
     run.add_argument("--resume", action="store_true", help="--out 폴더의 체크포인트에서 이어서 학습")
+    run.add_argument("--train-size", type=int, default=None, metavar="N",
+                     help="학습 이미지 수 (클래스 균형 부분집합; 기본: 실험과 프로파일이 정함)")
     run.add_argument("--data", default=None, help="CIFAR-10 경로 (기본: VGGLAB_CIFAR10, 없으면 공식 다운로드)")
     sub.add_parser("list", help="실험과 프로파일 목록")
     sub.add_parser("info", help="버전, 백엔드, 장치, 데이터")
@@ -83,12 +85,14 @@ def _dispatch(args) -> int:
         raise ValueError("--resume needs --out DIR (the folder that holds the checkpoint)")
     if args.data not in (None, "synthetic") and not os.path.exists(args.data):
         raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
+    if args.train_size is not None and args.train_size < 1:
+        raise ValueError(f"--train-size must be a positive number of training images, not {args.train_size}")
     if args.experiment == "ladder":
         return _run_ladder(args)
     experiments.get_experiment(args.experiment)  # fail fast, before loading data
     record = experiments.run_experiment(args.experiment, profile=args.profile, epochs=args.epochs, seed=args.seed,
                                         out=args.out, resume=args.resume, source=args.data, progress_every=30.0,
-                                        log=lambda s: print(s, flush=True))
+                                        train_size=args.train_size, log=lambda s: print(s, flush=True))
     where = f" → {os.path.join(args.out, 'result.json')}" if args.out else ""
     print(f"완료: {record['experiment']} · 테스트 정확도 {record['test_accuracy']:.2%} · "
           f"{record['train_images_per_second']:,.0f} img/s · {record['wall_seconds']:.0f}초{where}")
@@ -103,6 +107,9 @@ def _run_ladder(args) -> int:
         raise ValueError("the ladder sets its epochs per profile (vgglab.experiments.LADDER_EPOCHS); leave out --epochs")
     if args.resume:
         raise ValueError("the ladder cannot resume; run it again with a new --out directory")
+    if args.train_size is not None:
+        raise ValueError("the ladder sets its training images per profile (vgglab.experiments.LADDER_TRAIN_SIZE); "
+                         "leave out --train-size")
     prof = runtime.get_profile(args.profile)
     seeds = tuple(args.seed + i for i in range(len(experiments.LADDER_SEEDS[prof.name])))
     result = experiments.run_ladder(prof, seeds=seeds, out=args.out, source=args.data,

@@ -232,14 +232,22 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
 
 def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
-                   progress_every: float | None = None, distribution=None, log=print) -> dict:
+                   progress_every: float | None = None, distribution=None, train_size: int | None = None,
+                   log=print) -> dict:
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
+
+    ``train_size`` trains on that many training images (a class-balanced subset) instead of the number the
+    experiment and profile set, for a quicker try; the record's ``config`` holds it, so a resume must match it.
 
     With ``distribution`` (``vgglab.distribute.data_parallel()``) the model is built, trained and tested inside
     its scope, every batch split among its devices; the record's ``config`` names it.
     """
     exp = get_experiment(name)
     prof = get_profile(profile)
+    if train_size is not None:
+        if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)) or train_size < 1:
+            raise ValueError(f"train_size must be a positive integer (a number of training images), not {train_size!r}")
+        exp = replace(exp, train_size={**exp.train_size, prof.name: int(train_size)})
     if distribution is not None:  # a wrong object or a batch size that does not split fails before loading data
         DP.check_batches(distribution, batch_size(exp, prof), 0)
     if epochs is None:

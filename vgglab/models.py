@@ -412,6 +412,9 @@ def to_fully_convolutional(model: keras.Model, input_shape=None, name: str | Non
         try:
             x = copy(x)
         except ValueError:  # a pooling or convolution with nothing left to work on
+            x = None
+        # Keras 3.15 raises on an empty output; Keras 3.13 returns a 0-pixel feature map
+        if x is None or any(d is not None and d < 1 for d in x.shape[1:3]):
             raise ValueError(f"input_shape {input_shape} is too small: the feature map vanishes at layer "
                              f"{layer.name!r}; {advice}") from None
         copy.set_weights(layer.get_weights())
