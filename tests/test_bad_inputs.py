@@ -484,6 +484,14 @@ CASES = [
     bad("check_batches-type", DP.check_batches, "x", 3, 4, exc=TypeError, needle="str"),
     bad("predict-model", DP.predict, "m", np.zeros((1, 4, 4, 3)), exc=TypeError, needle="str"),
     bad("adapt_layers-model", S.adapt_layers, "model", np.zeros((1, 4, 4, 3)), exc=TypeError, needle="str"),
+    # precision and airbench's recipe
+    bad("resolve_precision-name", R.resolve_precision, "bf16", needle="'bf16'"),
+    bad("run_experiment-precision", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, precision="fp8",
+        needle="'fp8'"),
+    bad("recipe-bias_lr_scale", T.check_recipe, replace(RECIPE, optimizer="sgd", bias_lr_scale=0), needle="not 0"),
+    bad("recipe-bias_lr_scale-adam", T.check_recipe, replace(RECIPE, bias_lr_scale=64.0), needle="'adam'"),
+    bad("recipe-lookahead_from", T.check_recipe, replace(RECIPE, lookahead_from=-1), needle="not -1"),
+    bad("OneCycle-end", T.OneCycle, 0.1, 10, end=2, needle="not 2"),
 ]
 
 
@@ -502,13 +510,16 @@ def test_the_table_covers_every_public_function():
     import inspect
 
     no_arguments = {"default_cache_dir", "gpu_visible", "device_name", "versions", "in_colab", "use_korean_font",
-                    "no_retracing_warnings", "main"}  # main: the command-line tests below
+                    "no_retracing_warnings", "main", "cpu_flags", "auto_precision"}  # main: the command-line tests below
     records = {"CIFAR10Data", "DataUnavailableError", "Profile", "Session", "Recipe", "FitResult", "Surface",
                "Experiment", "Splits", "LadderStep", "LadderResult"}  # plain records, checked where they are used
     named = {c.values[0].__name__ if hasattr(c.values[0], "__name__") else "" for c in CASES}
     named |= {"subset", "check_recipe", "epochs_for", "variant", "but",  # through the helpers above
-              "write_json", "save_checkpoint"}  # in the file-based tests below
-    internal = {"run_config"}  # builds the record of arguments run_experiment has already checked
+              "write_json", "save_checkpoint",  # in the file-based tests below
+              "precision_policy"}  # tests/test_precision.py (a context manager: it resolves its name on entry)
+    # run_config builds the record of arguments run_experiment has already checked; fit makes the optimiser, the
+    # Lookahead and the epoch's augmentation from a checked recipe, and speedrun_net the Dirac initialiser
+    internal = {"run_config", "BiasScaledSGD", "Lookahead", "epoch_augment", "Dirac"}
     public = set()
     for mod in (D, R, M, T, O, A, P, E, S, DP):
         public |= {n for n, o in vars(mod).items() if not n.startswith("_") and getattr(o, "__module__", "") ==
@@ -712,6 +723,9 @@ def _cli_error(capsys, argv):
     (["run", "ladder", "--resume", "--out", "{tmp}/o"], "cannot resume"),
     (["run", "vgg16", "--train-size", "0", "--out", "{tmp}/o"], "not 0"),
     (["run", "vgg16", "--train-size", "many", "--out", "{tmp}/o"], "'many'"),
+    (["run", "vgg16", "--precision", "bf16", "--out", "{tmp}/o"], "'bf16'"),
+    (["reference", "--only", "no-such-run"], "'no-such-run'"),
+    (["reference", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
     (["run", "ladder", "--train-size", "100", "--out", "{tmp}/o"], "--train-size"),
 ])
 def test_cli_bad_arguments(capsys, tmp_path, argv, needle):

@@ -1,4 +1,3 @@
-import os
 import warnings
 
 import matplotlib
@@ -12,12 +11,21 @@ from vgglab import plots  # noqa: E402
 from vgglab.data import CLASS_NAMES_KO, synthetic_cifar10  # noqa: E402
 
 
+def test_the_korean_font_comes_with_pip(monkeypatch):
+    """NanumGothic arrives with the koreanize-matplotlib wheel, a dependency of vgglab: no system font is needed."""
+    files = plots._pip_font_files()
+    assert any(f.endswith("NanumGothic.ttf") for f in files), files
+    from matplotlib import font_manager
+
+    monkeypatch.setattr(plots, "_FONT_DIRS", ())  # as on a machine without system Korean fonts
+    monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                        [f for f in font_manager.fontManager.ttflist if f.name not in plots.KOREAN_FONTS])
+    assert plots._find_korean_font() == "NanumGothic"
+
+
 def test_korean_labels_render_without_missing_glyphs():
     name = plots.use_korean_font()
-    if name is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Korean font on the CI machine; .ci/run installs Debian's fonts-nanum")
-        pytest.skip("no Korean font installed here (Debian/Ubuntu: apt-get install fonts-nanum)")
+    assert name is not None, "no Korean font: pip install -r requirements.txt installs koreanize-matplotlib"
     assert matplotlib.rcParams["font.family"][-1] == name
     history = {"loss": [2.0, 1.5], "accuracy": [0.2, 0.4], "val_loss": [1.9, 1.7], "val_accuracy": [0.25, 0.35]}
     with warnings.catch_warnings():
@@ -35,8 +43,7 @@ def test_korean_labels_render_without_missing_glyphs():
 def test_log_ticks_and_math_render_without_missing_glyphs(caplog):
     """Matplotlib's log ticks are mathtext (10^{-6}); mathtext reports a missing glyph in its log, not as a warning."""
     name = plots.use_korean_font()
-    if name is None:
-        pytest.skip("no Korean font installed here")
+    assert name is not None, "no Korean font: pip install -r requirements.txt installs koreanize-matplotlib"
     fig, ax = plt.subplots()
     ax.semilogy([1, 2, 3], [1.0, 1e-3, 1e-6], label="N(0, 0.01²)")
     ax.set_title(r"$\sigma_\ell / \sigma_1$")  # math alone: mathtext draws Hangul with the first font, DejaVu Sans

@@ -117,3 +117,134 @@ def test_speedrun_summary():
         E.speedrun_summary({**record, "profile": "tiny"})
     with pytest.raises(ValueError, match="not a run record"):
         E.speedrun_summary({"profile": "gpu"})
+
+
+# ----------------------------------------------------------------------------------------------
+# airbench94's remaining pieces (the speedrun94 experiment)
+
+
+def test_alternating_flip_mirrors_each_image_every_other_epoch():
+    x = np.arange(6 * 4 * 4 * 1, dtype=np.float32).reshape(6, 4, 4, 1)
+    e0, e1, e2 = (T.epoch_augment(x, ("flip-alternating",), seed=3, epoch=e) for e in (0, 1, 2))
+    np.testing.assert_array_equal(e0, e2)  # the same half is mirrored in every even epoch
+    for i in range(len(x)):
+        mirrored = np.array_equal(e0[i], x[i, :, ::-1])
+        assert mirrored != np.array_equal(e0[i], x[i])  # each image is either kept or mirrored
+        np.testing.assert_array_equal(e1[i], x[i] if mirrored else x[i, :, ::-1])  # and the other way next epoch
+    assert T.epoch_augment(x, ("flip",), seed=3, epoch=0) is x  # the Keras-layer augmentations are not done here
+
+
+def test_reflect_translation_shifts_by_at_most_two_pixels_with_mirrored_borders():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8, 8, 2)).astype(np.float32)
+    out = T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0)
+    assert out.shape == x.shape and not np.array_equal(out, x)
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    shifts = set()
+    for i in range(len(x)):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(out[i], padded[i, 2 + dy:10 + dy, 2 + dx:10 + dx])]
+        assert found, i
+        shifts.add(found[0])
+    assert len(shifts) == 25  # every shift in [-2, 2]^2 is drawn
+    np.testing.assert_array_equal(out, T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0))  # resumable
+    assert not np.array_equal(out, T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=1))
+
+
+def test_triangle_schedule_runs_from_a_fifth_to_the_peak_and_down_to_seven_hundredths():
+    sched = T.OneCycle(2.0, 100, warmup=T.TRIANGLE[1], start=T.TRIANGLE[0], end=T.TRIANGLE[2])
+    lr = [float(np.asarray(sched(s))) for s in (0, 23, 100)]
+    np.testing.assert_allclose(lr, [0.4, 2.0, 0.14], rtol=1e-5)
+    opt = T.make_optimizer(E.AIRBENCH_RECIPE, 100)
+    assert isinstance(opt, T.BiasScaledSGD) and opt.bias_lr_scale == 64
+
+
+def test_batch_norm_shifts_take_larger_steps_under_the_bias_scale():
+    import keras
+
+    def beta_step(scale):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, use_bias=False),
+                                  keras.layers.BatchNormalization(scale=False), keras.layers.Dense(2)])
+        model.compile(T.BiasScaledSGD(0.01, bias_lr_scale=scale), "mse")
+        kernel, beta = np.asarray(model.layers[0].kernel), np.asarray(model.layers[1].beta)
+        x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+        model.fit(x, np.ones((8, 2)), verbose=0, batch_size=8)
+        return np.asarray(model.layers[1].beta) - beta, np.asarray(model.layers[0].kernel) - kernel
+
+    (b1, k1), (b64, k64) = beta_step(1.0), beta_step(64.0)
+    np.testing.assert_allclose(b64, 64 * b1, rtol=1e-4)
+    np.testing.assert_allclose(k64, k1, rtol=1e-5)  # the other weights take the usual step
+
+
+def test_dirac_initialised_convolution_passes_its_input_through():
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    conv = keras.layers.Conv2D(5, 3, padding="same", use_bias=False, kernel_initializer=S.Dirac(0))
+    y = np.asarray(conv(x))
+    np.testing.assert_allclose(y[..., :3], x, atol=1e-6)  # the first in-channels filters are identities
+    w = np.asarray(conv.kernel)[..., 3:]
+    assert 0 < np.abs(w).max() <= 1 / np.sqrt(27)  # the rest are PyTorch's default uniform
+
+
+def test_lookahead_sets_the_weights_to_their_running_average():
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    la = T.Lookahead(start=0, total_steps=10, steps_per_epoch=10, every=1, base=0.5, power=0.0)
+    la.set_model(model)
+    la.begin_epoch(0)
+    la.on_train_batch_end(0)  # the first averaged step only starts the average, at the current weights (0)
+    model.layers[0].kernel.assign(np.ones((2, 1), np.float32))
+    la.on_train_batch_end(1)  # rho = 0.5: the average moves half way to 1, and the weights follow it
+    np.testing.assert_allclose(np.asarray(model.layers[0].kernel), 0.5)
+    model.layers[0].kernel.assign(np.full((2, 1), 3.0, np.float32))
+    la.on_epoch_end(0)  # after the epoch the weights are the average again
+    np.testing.assert_allclose(np.asarray(model.layers[0].kernel), 0.5)
+
+
+def test_translate_tta_adds_the_shifted_views_and_reports_the_plain_accuracy():
+    model = S.speedrun_net(width=0.125, whiten_bias=True, dirac=True, bn_scale=False)
+    x = _images(16)
+    y = np.arange(16) % 10
+    out = T.evaluate(model, x, y, tta=("flip", "translate"), probabilities=True)
+    assert {"test_accuracy", "test_accuracy_no_tta"} <= set(out)
+    np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-3)
+    plain = T.evaluate(model, x, y, probabilities=True)["probabilities"]
+    assert not np.allclose(out["probabilities"], plain)
+    assert [w.name for w in model.get_layer("whiten").trainable_weights] == ["bias"]
+
+
+def test_speedrun94_resumed_after_the_lookahead_began_ends_like_an_uninterrupted_run(tmp_path):
+    """The Lookahead average is not saved: it equals the weights at the end of every epoch, so a run resumed after
+    epoch 4 (the average began in epoch 3) picks it up from the checkpoint's weights and ends the same."""
+    from vgglab.runtime import set_seed
+
+    exp = E.EXPERIMENTS["speedrun94"]
+    prof = get_profile("smoke")
+    x, y = _images(96), np.arange(96) % 10
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(n):
+        def callback(done):
+            if done == n:
+                raise Stop
+        return callback
+
+    def train(checkpoint=None, resume=False, on_epoch_end=()):
+        set_seed(5)
+        model = exp.build(prof, exp.recipe, 5)
+        S.adapt_layers(model, x)
+        T.fit(model, x, y, recipe=exp.recipe, epochs=5, batch_size=32, seed=5, checkpoint=checkpoint, resume=resume,
+              on_epoch_end=on_epoch_end, log=lambda s: None)
+        return [np.asarray(v) for v in model.variables if "float" in str(v.dtype)]
+
+    whole = train()
+    with pytest.raises(Stop):
+        train(tmp_path / "c.npz", on_epoch_end=[stop_after(4)])
+    resumed = train(tmp_path / "c.npz", resume=True)
+    for a, b in zip(whole, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--train-size", type=int, default=None, metavar="N",
                      help="학습 이미지 수 (클래스 균형 부분집합; 기본: 실험과 프로파일이 정함)")
     run.add_argument("--data", default=None, help="CIFAR-10 경로 (기본: VGGLAB_CIFAR10, 없으면 공식 다운로드)")
+    run.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"], default="float32",
+                     help="계산 정밀도 (기본 float32; auto: AVX512_BF16·AMX CPU와 최근 GPU에서 bfloat16, T4·V100에서 float16)")
+    ref = sub.add_parser("reference", help="책이 읽는 전체 데이터 기준 실행을 차례로 (끝난 것은 건너뛰고, 끊긴 것은 이어서)")
+    ref.add_argument("--list", action="store_true", help="선언된 기준 실행과 각각의 진행 상황만 보여 줍니다")
+    ref.add_argument("--only", default=None, metavar="TEXT", help="폴더 이름에 TEXT가 들어간 실행만")
+    ref.add_argument("--data", default=None, help="CIFAR-10 경로 (기본: VGGLAB_CIFAR10, 없으면 공식 다운로드)")
     sub.add_parser("list", help="실험과 프로파일 목록")
     sub.add_parser("info", help="버전, 백엔드, 장치, 데이터")
     return p
@@ -80,6 +86,8 @@ def _dispatch(args) -> int:
         print(f"{'profile':<10} {runtime.get_profile().name}")
         print(f"{'data':<10} {describe_source()}")
         return 0
+    if args.command == "reference":
+        return _run_reference(args)
     runtime.check_seed(args.seed, "--seed")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR (the folder that holds the checkpoint)")
@@ -92,9 +100,10 @@ def _dispatch(args) -> int:
     experiments.get_experiment(args.experiment)  # fail fast, before loading data
     record = experiments.run_experiment(args.experiment, profile=args.profile, epochs=args.epochs, seed=args.seed,
                                         out=args.out, resume=args.resume, source=args.data, progress_every=30.0,
-                                        train_size=args.train_size, log=lambda s: print(s, flush=True))
+                                        train_size=args.train_size, precision=args.precision,
+                                        log=lambda s: print(s, flush=True))
     where = f" → {os.path.join(args.out, 'result.json')}" if args.out else ""
-    print(f"완료: {record['experiment']} · 테스트 정확도 {record['test_accuracy']:.2%} · "
+    print(f"완료: {record['experiment']} · 테스트 정확도 {record['test_accuracy']:.2%} · {record['precision']} · "
           f"{record['train_images_per_second']:,.0f} img/s · {record['wall_seconds']:.0f}초{where}")
     return 0
 
@@ -117,4 +126,19 @@ def _run_ladder(args) -> int:
     print(result.table())
     if args.out:
         print(f"기록: {os.path.join(args.out, 'ladder.json')}")
+    return 0
+
+
+def _run_reference(args) -> int:
+    """``reference``: list the reference runs, or work through the unfinished ones."""
+    from vgglab import reference
+
+    if args.data not in (None, "synthetic") and not os.path.exists(args.data):
+        raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
+    if args.list:
+        for run in reference.REFERENCE_RUNS:
+            print(f"  {run.folder:<34} {run.experiment:<12} 시드 {run.seed} · {run.profile} · {run.precision} · "
+                  f"{reference.progress(run)}")
+        return 0
+    reference.run_queue(only=args.only, source=args.data, log=lambda s: print(s, flush=True))
     return 0

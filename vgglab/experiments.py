@@ -25,8 +25,9 @@ from vgglab import data as D
 from vgglab import distribute as DP
 from vgglab import train as T
 from vgglab.models import basic_cnn, vgg
-from vgglab.runtime import Profile, check_seed, device_name, get_profile, set_seed, versions
-from vgglab.speedrun import SpeedrunBuild, adapt_layers
+from vgglab.runtime import (Profile, check_seed, device_name, get_profile, precision_policy, resolve_precision,
+                            set_seed, versions)
+from vgglab.speedrun import AIRBENCH, SpeedrunBuild, adapt_layers
 
 RESULT_KEYS = ("experiment", "profile", "dataset", "backend", "device", "seed", "epochs", "test_accuracy",
                "history", "wall_seconds", "train_images_per_second", "versions")
@@ -184,11 +185,12 @@ def _check_data(data) -> D.CIFAR10Data:
 
 
 def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, dataset: str, source: str,
-               distribution=None) -> dict:
+               distribution=None, precision: str = "float32") -> dict:
     """Everything that decides a run, as JSON would hold it; a resume must match it exactly.
 
-    A data-parallel run adds ``"distribution": {"kind": ..., "replicas": n}`` (``vgglab.distribute.describe``);
-    a run on one device has no such key, as the records written before it existed.
+    A data-parallel run adds ``"distribution": {"kind": ..., "replicas": n}`` (``vgglab.distribute.describe``),
+    and a mixed-precision run ``"precision": "mixed_bfloat16"`` (or ``mixed_float16``); a float32 run on one device
+    has neither key, as the records written before they existed.
     """
     config = {"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
               "batch_size": batch_size(exp, profile), "width": profile.width,
@@ -197,6 +199,8 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
               "source_sha256": _source_id(source), "backend": keras.backend.backend()}
     if distribution is not None:
         config["distribution"] = DP.describe(distribution)
+    if precision != "float32":
+        config["precision"] = precision
     return json.loads(json.dumps(config))
 
 
@@ -233,7 +237,7 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
 def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
                    progress_every: float | None = None, distribution=None, train_size: int | None = None,
-                   log=print) -> dict:
+                   precision: str = "float32", log=print) -> dict:
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
 
     ``train_size`` trains on that many training images (a class-balanced subset) instead of the number the
@@ -241,8 +245,13 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
 
     With ``distribution`` (``vgglab.distribute.data_parallel()``) the model is built, trained and tested inside
     its scope, every batch split among its devices; the record's ``config`` names it.
+
+    ``precision`` is a Keras dtype policy: ``"float32"``, ``"mixed_bfloat16"``, ``"mixed_float16"``, or ``"auto"``
+    (``vgglab.runtime.auto_precision``: bf16 on a CPU with AVX512_BF16 or AMX and on recent GPUs). The record's
+    ``precision`` names the policy the run used.
     """
     exp = get_experiment(name)
+    precision = resolve_precision(precision)
     prof = get_profile(profile)
     if train_size is not None:
         if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)) or train_size < 1:
@@ -262,15 +271,17 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data = data if data is not None else load_for_profile(prof, source, log)
-    config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution)
+    config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution, precision)
     ckpt, done = _prepare_out(Path(out), config, resume) if out is not None else (None, None)
     if done is not None:
         log(f"{out} 의 실행은 이미 끝났습니다: 테스트 정확도 {done['test_accuracy']:.1%}")
         return done
+    if resume and ckpt is not None and not ckpt.exists():
+        log(f"{out}에 이어 갈 체크포인트가 없어 처음부터 학습합니다")
     set_seed(seed)
     splits = prepare(data, prof, normalization=exp.recipe.normalization, seed=seed,
                      train_size=exp.train_size.get(prof.name))
-    with DP.scope(distribution):
+    with DP.scope(distribution), precision_policy(precision):
         model = exp.build(prof, exp.recipe, seed)
         adapted = adapt_layers(model, splits.x_train, seed)  # e.g. the speed run's patch whitening
         log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
@@ -290,6 +301,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     record = {
         "experiment": exp.name, "title": exp.title, "profile": prof.name, "dataset": data.name,
         "data_source": data.source, "backend": keras.backend.backend(), "device": device_name(), "seed": seed,
+        "precision": precision,
         "epochs": int(epochs), **test, "history": fit.history,
         "wall_seconds": round(time.perf_counter() - t_start, 2), "train_seconds": round(fit.train_seconds, 2),
         "eval_seconds": round(eval_seconds, 2), "adapted_layers": adapted,
@@ -980,6 +992,23 @@ def _speedrun_ablations() -> dict[str, tuple[str, Experiment]]:
 # Each ablation turns one trick off; flip TTA needs no run of its own (every record has both accuracies).
 SPEEDRUN_ABLATIONS = _speedrun_ablations()
 EXPERIMENTS.update({name: exp for name, (_, exp) in SPEEDRUN_ABLATIONS.items()})
+
+# airbench94's whole recipe, in mean-loss terms. airbench sums the loss over its batch of 1,024 and asks PyTorch's SGD
+# for lr 11.5 / (1024 x (1 + 1 / (1 - 0.85))) per image, so per batch mean the peak rate is 11.5 / 7.67 = 1.5. Its
+# weight decay, 0.0153 of each weight per step at the peak (after momentum), is Keras' decoupled weight_decay
+# 0.0153 / 1.5 (Keras multiplies it by the scheduled rate, as airbench's schedule scales both). Batch-norm shifts learn
+# 64 times faster; the rate rises from 0.2 to 1 times the peak over 23% of the steps and falls to 0.07 times it; from
+# epoch 3 a Lookahead average of the weights is kept; images are flipped alternately and shifted by up to 2 pixels
+# with mirrored borders; the test adds mirror and one-pixel-shift views.
+AIRBENCH_RECIPE = T.Recipe("airbench94", "sgd", 11.5 / (1 + 1 / (1 - 0.85)), momentum=0.85, nesterov=True,
+                           weight_decay=0.0153 / (11.5 / (1 + 1 / (1 - 0.85))), schedule="triangle",
+                           label_smoothing=0.2, augment=("flip-alternating", "translate-reflect"),
+                           normalization="standardize", tta=("flip", "translate"), bias_lr_scale=64.0,
+                           lookahead_from=3, notes="airbench94의 레시피: 네스테로프 SGD 0.85, 삼각형 학습률, "
+                           "BN 이동값 64배 학습률, 3 에포크부터 룩어헤드 평균, 교대 뒤집기+반사 이동 2픽셀, 뒤집기+이동 TTA")
+EXPERIMENTS["speedrun94"] = Experiment(
+    "speedrun94", "빠르게 학습하기: airbench94의 네트워크와 레시피 전부", AIRBENCH, AIRBENCH_RECIPE,
+    {"smoke": 2, "cpu": 4, "gpu": 10}, {"smoke": 1_000, "cpu": 5_000}, {"smoke": 128, "cpu": 256, "gpu": 1024})
 
 
 # ----------------------------------------------------------------------------------------------

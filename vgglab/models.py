@@ -187,7 +187,7 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
         if dropout:
             x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
     outputs = layers.Dense(num_classes, activation=classifier_activation, kernel_initializer=_fresh(init),
-                           kernel_regularizer=reg, name="predictions")(x)
+                           kernel_regularizer=reg, name="predictions", dtype="float32")(x)
     default_name = {v: k for k, v in ALIASES.items()}.get(cfg_name, f"vgg_{cfg_name}".lower().replace("-", "_"))
     return keras.Model(inputs, outputs, name=name or default_name)
 
@@ -210,7 +210,8 @@ def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sig
         x = layers.MaxPooling2D(2, strides=2, name=f"block{i}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(fc_units, activation=act, kernel_initializer=_fresh(init), name="fc1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -325,7 +326,8 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
     else:
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(_scaled(512, width), activation="relu", kernel_initializer=_fresh(init), name="fc1")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=_fresh(init), name="predictions",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name or f"vgg_{downsample}")
 
 
@@ -486,7 +488,7 @@ def lenet5(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="tanh",
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation=act, name="c5_fc")(x)
     x = layers.Dense(84, activation=act, name="f6_fc")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -527,7 +529,7 @@ def alexnet(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.
         x = layers.Dense(_scaled(4096, width), activation="relu", name=f"fc{j}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"fc{j}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -653,7 +655,7 @@ def googlenet_mini(*, input_shape=(32, 32, 3), num_classes: int = 10, width: flo
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -758,5 +760,5 @@ def cifar_resnet(depth: int = 20, *, residual: bool = True, width: float = 1.0, 
                                initializer=initializer, regularizer=regularizer, name=f"stage{stage}_block{block}")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer=init, kernel_regularizer=reg,
-                           name="predictions")(x)
+                           name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name or f"{'resnet' if residual else 'plain'}{depth}")

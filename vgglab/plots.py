@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import glob
-import subprocess
-import sys
+import importlib.util
+import os
 import warnings
 
 import matplotlib
@@ -15,6 +15,16 @@ KOREAN_FONTS = ("NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto San
 _FONT_DIRS = ("/usr/share/fonts/truetype/nanum/*.ttf", "/usr/share/fonts/opentype/noto/NotoSansCJK*.tt[cf]")
 
 
+def _pip_font_files() -> list[str]:
+    """NanumGothic as the ``koreanize-matplotlib`` wheel (a dependency of vgglab) ships it, found without importing
+    that package (its module needs setuptools on Python 3.12 and later), so any OS gets the font from pip alone."""
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "fonts")
+    return sorted(glob.glob(os.path.join(folder, "NanumGothic*.ttf")))
+
+
 def _find_korean_font() -> str | None:
     from matplotlib import font_manager
 
@@ -23,6 +33,9 @@ def _find_korean_font() -> str | None:
         if name in names:
             return name
     added = False
+    for path in _pip_font_files():
+        font_manager.fontManager.addfont(path)
+        added = True
     for pattern in _FONT_DIRS:  # installed after matplotlib built its font cache
         for path in glob.glob(pattern):
             font_manager.fontManager.addfont(path)
@@ -36,16 +49,14 @@ def _find_korean_font() -> str | None:
 def use_korean_font() -> str | None:
     """Use a Korean font for every plot; return its name, or None (with one warning) if none is found.
 
-    In Colab it installs Debian's ``fonts-nanum`` when no Korean font is present.
+    The font comes with ``pip install vgglab`` (NanumGothic from the ``koreanize-matplotlib`` wheel), on any OS and
+    in Colab; a Korean font installed on the system is used first.
     """
     name = _find_korean_font()
-    if name is None and "google.colab" in sys.modules:
-        subprocess.run(["apt-get", "-qq", "install", "-y", "fonts-nanum"], check=False, capture_output=True)
-        name = _find_korean_font()
     if name is None:
         matplotlib.rcParams["axes.unicode_minus"] = False
         warnings.warn("한글 글꼴을 찾지 못했습니다. 그림의 한글이 네모로 보일 수 있습니다. "
-                      "Debian/Ubuntu: sudo apt-get install fonts-nanum", stacklevel=2)
+                      "pip install koreanize-matplotlib 로 나눔고딕을 설치하세요", stacklevel=2)
         return None
     # DejaVu Sans (matplotlib's own font) first, the Korean font as the fallback for the glyphs DejaVu lacks:
     # NanumGothic has no minus sign (U+2212), and mathtext, which writes log ticks such as 10^{-2}, draws

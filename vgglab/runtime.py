@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,15 +102,20 @@ def device_name() -> str:
     return f"CPU ({_cpu_model()}, {os.cpu_count()} cores)"
 
 
-def _cpu_model() -> str:
+def _cpuinfo(key: str) -> str:
+    """The first ``key`` line of Linux's ``/proc/cpuinfo`` (such as ``model name`` or ``flags``); "" elsewhere."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == key:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def versions() -> dict[str, str]:
@@ -125,6 +131,74 @@ def versions() -> dict[str, str]:
     if module:
         out[module] = sys.modules[module].__version__ if module in sys.modules else __import__(module).__version__
     return out
+
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``); empty where they cannot be read."""
+    return set(_cpuinfo("flags").split())
+
+
+def _gpu_compute_capability() -> tuple[int, int] | None:
+    """The first GPU's (major, minor) compute capability, or None where there is no GPU or it cannot be told."""
+    backend = _backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tuple(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)))
+        elif backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            if dev.platform == "gpu":
+                cc = getattr(dev, "compute_capability", None)  # "8.0" on CUDA devices
+                if cc:
+                    return tuple(int(v) for v in str(cc).split(".")[:2])
+                return (7, 5) if any(k in dev.device_kind for k in ("T4", "V100")) else (8, 0)
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return tuple(torch.cuda.get_device_capability(0))
+    except Exception:
+        return None
+    return None
+
+
+def auto_precision() -> str:
+    """The fastest policy that trains as well as float32 here: ``mixed_bfloat16`` on a GPU of compute capability 8
+    or more (A100, L4, H100) and on a CPU with AVX512_BF16 or AMX; ``mixed_float16`` on older GPUs with tensor
+    cores (T4, V100); ``float32`` elsewhere."""
+    cc = _gpu_compute_capability() if gpu_visible() else None
+    if cc is not None:
+        return "mixed_bfloat16" if cc >= (8, 0) else "mixed_float16" if cc >= (7, 0) else "float32"
+    return "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def resolve_precision(precision: str = "float32") -> str:
+    """A Keras dtype policy name for ``precision`` (one of ``PRECISIONS``; ``auto``: ``auto_precision()``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return auto_precision() if precision == "auto" else precision
+
+
+@contextmanager
+def precision_policy(precision: str = "float32"):
+    """Build and train inside this block with Keras' global dtype policy set to ``precision``; the old policy
+    comes back afterwards. Mixed policies keep the variables in float32 and compute in 16 bits."""
+    import keras
+
+    old = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(resolve_precision(precision))
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(old)
 
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding, which keras.utils.set_random_seed uses, takes 0 .. 2**32 - 1

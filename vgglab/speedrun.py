@@ -19,6 +19,8 @@ here. What makes it fast, in the order of the chapter 빠르게 학습하기:
    probabilities averaged (``vgglab.train.evaluate(..., tta=("flip",))``).
 
 ``SpeedrunBuild`` keeps these choices as data, so an ablation is ``SpeedrunBuild().but(whiten=False)``.
+``AIRBENCH`` is the build with the rest of airbench94's network: identity (Dirac) initialisation of the 3x3
+convolutions, batch normalisation without a learned scale, and a learned bias after the whitening filters.
 """
 
 from __future__ import annotations
@@ -66,11 +68,11 @@ class PatchWhitening(layers.Layer):
     from the patch covariance of the images ``x`` (``whitening_filters``). The filters are never trained.
     """
 
-    def __init__(self, size: int = WHITEN_SIZE, eps: float = WHITEN_EPS, **kwargs):
+    def __init__(self, size: int = WHITEN_SIZE, eps: float = WHITEN_EPS, use_bias: bool = False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"whitening patch size must be a positive integer, not {size!r}")
-        self.size, self.eps, self.adapted = int(size), float(eps), False
+        self.size, self.eps, self.use_bias, self.adapted = int(size), float(eps), bool(use_bias), False
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -78,6 +80,7 @@ class PatchWhitening(layers.Layer):
         identity = np.eye(d, dtype=np.float32).reshape(self.size, self.size, channels, d)
         self.kernel = self.add_weight(shape=(self.size, self.size, channels, 2 * d), trainable=False, name="kernel",
                                       initializer=keras.initializers.Constant(np.concatenate([identity, -identity], -1)))
+        self.bias = self.add_weight(shape=(2 * d,), initializer="zeros", name="bias") if self.use_bias else None
 
     def adapt(self, x, seed: int = 0) -> "PatchWhitening":
         x = np.asarray(x)
@@ -90,7 +93,8 @@ class PatchWhitening(layers.Layer):
         return self
 
     def call(self, x):
-        return ops.conv(x, ops.cast(self.kernel, x.dtype), padding="valid")
+        y = ops.conv(x, ops.cast(self.kernel, x.dtype), padding="valid")
+        return y + ops.cast(self.bias, x.dtype) if self.use_bias else y
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -99,7 +103,29 @@ class PatchWhitening(layers.Layer):
         return (n, shrink(h), shrink(w), 2 * d)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "eps": self.eps}
+        return {**super().get_config(), "size": self.size, "eps": self.eps, "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class Dirac(keras.initializers.Initializer):
+    """PyTorch's default convolution initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), with the first ``in``
+    filters replaced by identities (a 1 at the centre of their own input channel): each convolution starts as a
+    partial identity map, an implicit shortcut (airbench)."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, c_in, c_out = shape
+        bound = 1 / np.sqrt(kh * kw * c_in)
+        w = np.random.default_rng(self.seed).uniform(-bound, bound, size=shape)
+        n = min(c_in, c_out)
+        w[:, :, :, :n] = 0
+        w[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1
+        return ops.convert_to_tensor(w.astype("float32"), dtype=dtype)
+
+    def get_config(self):
+        return {"seed": self.seed}
 
 
 def adapt_layers(model: keras.Model, x, seed: int = 0) -> list[str]:
@@ -125,6 +151,10 @@ class SpeedrunBuild:
     activation: str = ACTIVATION
     widths: tuple = WIDTHS
     width: float | None = None  # None: the profile's width (gpu 1: airbench94's 64/256/256 channels; cpu 0.25)
+    dirac: bool = False  # identity-initialised 3x3 convolutions (Dirac), else He normal
+    bn_scale: bool = True  # False: batch normalisation shifts but does not scale (its gamma stays 1)
+    bn_epsilon: float = BN_EPSILON
+    whiten_bias: bool = False  # a learned bias after the whitening filters
 
     def __post_init__(self):
         _check_net_args(1.0 if self.width is None else self.width, self.logit_scale, self.widths, self.activation)
@@ -146,7 +176,8 @@ class SpeedrunBuild:
 
         return speedrun_net(width=self.width if self.width is not None else profile.width,
                             whiten=self.whiten, batch_norm=self.batch_norm, logit_scale=self.logit_scale,
-                            activation=self.activation, widths=self.widths,
+                            activation=self.activation, widths=self.widths, dirac=self.dirac, bn_scale=self.bn_scale,
+                            bn_epsilon=self.bn_epsilon, whiten_bias=self.whiten_bias, seed=seed,
                             augmentation=augmentation_layers(recipe, seed))
 
 
@@ -166,7 +197,8 @@ def _check_net_args(width, logit_scale, widths, activation) -> None:
 
 def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.0, whiten: bool = True,
                  batch_norm: bool = True, logit_scale: float = LOGIT_SCALE, activation: str = ACTIVATION,
-                 widths=WIDTHS, augmentation=(), name: str = "speedrun") -> keras.Model:
+                 widths=WIDTHS, dirac: bool = False, bn_scale: bool = True, bn_epsilon: float = BN_EPSILON,
+                 whiten_bias: bool = False, seed: int = 0, augmentation=(), name: str = "speedrun") -> keras.Model:
     """The speed-run network (see the module's text). ``width`` scales ``widths``; ``whiten=False`` puts a trained
     2x2 convolution with as many filters in place of the whitening layer."""
     _check_net_args(width, logit_scale, widths, activation)
@@ -177,25 +209,33 @@ def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float
         x = layer(x)
     d = 2 * WHITEN_SIZE * WHITEN_SIZE * input_shape[-1]
     if whiten:
-        x = PatchWhitening(WHITEN_SIZE, name="whiten")(x)
+        x = PatchWhitening(WHITEN_SIZE, use_bias=whiten_bias, name="whiten")(x)
     else:
         x = layers.Conv2D(d, WHITEN_SIZE, padding="valid", kernel_initializer="he_normal", name="whiten_conv")(x)
     x = layers.Activation(activation, name="whiten_act")(x)
 
+    init = (lambda i: Dirac(seed * 1000 + i)) if dirac else (lambda i: "he_normal")  # noqa: E731
+    bn = lambda tag: layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=bn_epsilon, scale=bn_scale,  # noqa: E731
+                                               name=tag)
     for b, filters in enumerate(channels, start=1):  # conv -> pool -> BN -> act -> conv -> BN -> act
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal",
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, kernel_initializer=init(2 * b),
                           name=f"block{b}_conv1")(x)
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
         if batch_norm:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"block{b}_bn1")(x)
+            x = bn(f"block{b}_bn1")(x)
         x = layers.Activation(activation, name=f"block{b}_act1")(x)
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal",
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, kernel_initializer=init(2 * b + 1),
                           name=f"block{b}_conv2")(x)
         if batch_norm:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"block{b}_bn2")(x)
+            x = bn(f"block{b}_bn2")(x)
         x = layers.Activation(activation, name=f"block{b}_act2")(x)
     x = layers.GlobalMaxPooling2D(name="global_pool")(x)
     x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
     x = layers.Rescaling(logit_scale, name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+# airbench94's network: the speed-run net with Dirac-initialised convolutions, batch normalisation without a learned
+# scale and with epsilon 1e-12, and a learned bias after the whitening filters (airbench trains it for 3 epochs only).
+AIRBENCH = SpeedrunBuild(dirac=True, bn_scale=False, bn_epsilon=1e-12, whiten_bias=True)

@@ -47,6 +47,8 @@ class Recipe:
     batch_size: int | None = None  # None: the profile's batch size
     tta: tuple[str, ...] = ()  # test-time augmentation: "flip" also classifies the mirror images and averages
     notes: str = ""
+    bias_lr_scale: float = 1.0  # batch-norm shifts (beta) learn this many times faster than the other weights
+    lookahead_from: int | None = None  # from this epoch on, keep an average of the weights (Lookahead, below)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -54,16 +56,25 @@ RECIPES: dict[str, Recipe] = {
     # in the model, lr 1e-2 divided by 10 when validation accuracy stops improving (three times).
     "paper": Recipe("paper", "sgd", 1e-2, momentum=0.9, weight_decay=5e-4, schedule="plateau", batch_size=256,
                     notes="VGG 논문의 SGD: 배치 256, 모멘텀 0.9, 가중치 감쇠 5e-4, 학습률 1e-2를 정체 때마다 1/10"),
-    # A modern CIFAR recipe: Nesterov SGD, a one-cycle schedule, label smoothing, flip + translate.
-    "modern": Recipe("modern", "sgd", 0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+    # A modern CIFAR recipe: Nesterov SGD, a one-cycle schedule, label smoothing, flip + translate. Keras decays
+    # weights apart from the gradient (w -= lr * weight_decay * w each step), where PyTorch's SGD adds 5e-4 * w to the
+    # gradient and momentum 0.9 then multiplies that by 1 / (1 - 0.9) = 10; weight_decay=5e-3 at lr 0.1 gives the same
+    # 5e-4 of each weight per step as the usual PyTorch CIFAR recipe (lr 0.1, momentum 0.9, weight decay 5e-4).
+    "modern": Recipe("modern", "sgd", 0.1, momentum=0.9, nesterov=True, weight_decay=5e-3, schedule="onecycle",
                      label_smoothing=0.1, augment=("flip", "translate"),
                      notes="네스테로프 SGD, 원사이클 학습률, 레이블 스무딩 0.1, 뒤집기+이동 증강"),
     "adam": Recipe("adam", "adam", 1e-3, notes="Adam, 학습률 1e-3 고정"),
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "plateau", "onecycle")
-AUGMENTATIONS = ("flip", "translate", "cutout")
-TTA = ("flip",)
+SCHEDULES = ("constant", "plateau", "onecycle", "triangle")
+# "flip", "translate" and "cutout" are Keras layers in front of the model; "flip-alternating" and "translate-reflect"
+# are done in NumPy once per epoch (epoch_augment), as airbench does them.
+AUGMENTATIONS = ("flip", "translate", "cutout", "flip-alternating", "translate-reflect")
+TTA = ("flip", "translate")
+# The "triangle" schedule (airbench): from TRIANGLE[0] x the peak, up to the peak at TRIANGLE[1] of the steps, then down
+# to TRIANGLE[2] x the peak at the end.
+TRIANGLE = (0.2, 0.23, 0.07)
+REFLECT_SHIFT = 2  # "translate-reflect": up to 2 pixels each way, the border mirrored (airbench's translate 2)
 
 
 def check_recipe(recipe: Recipe) -> Recipe:
@@ -97,6 +108,14 @@ def check_recipe(recipe: Recipe) -> Recipe:
     if recipe.batch_size is not None and (isinstance(recipe.batch_size, bool) or not isinstance(recipe.batch_size, int)
                                           or recipe.batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, not {recipe.batch_size!r}")
+    b = recipe.bias_lr_scale
+    if isinstance(b, bool) or not isinstance(b, (int, float)) or not (b > 0 and np.isfinite(b)):
+        raise ValueError(f"bias_lr_scale must be a positive number, not {b!r}")
+    if b != 1 and recipe.optimizer != "sgd":
+        raise ValueError(f"bias_lr_scale {b!r} needs the sgd optimizer, not {recipe.optimizer!r}")
+    la = recipe.lookahead_from
+    if la is not None and (isinstance(la, bool) or not isinstance(la, int) or la < 0):
+        raise ValueError(f"lookahead_from must be an epoch number (0 or more) or None, not {la!r}")
     return recipe
 
 
@@ -115,28 +134,80 @@ def augmentation_layers(recipe: Recipe, seed: int = 0) -> list:
     return out
 
 
+def epoch_augment(x: np.ndarray, augment, seed: int, epoch: int) -> np.ndarray:
+    """The NumPy augmentations of ``augment`` applied to the training images ``x`` (N, H, W, C) for one epoch.
+
+    ``"flip-alternating"`` mirrors a fixed random half of the images in even epochs and the other half in odd ones,
+    so that every image is seen both ways in every two epochs (airbench's alternating flip). ``"translate-reflect"``
+    shifts each image by up to ``REFLECT_SHIFT`` pixels each way, filling the border with its mirror image. Returns
+    ``x`` itself when neither is asked for.
+    """
+    if "flip-alternating" not in augment and "translate-reflect" not in augment:
+        return x
+    x = np.array(x, copy=True)
+    if "flip-alternating" in augment:
+        flip = (np.random.default_rng([seed, 7]).random(len(x)) < 0.5) ^ bool(epoch % 2)
+        x[flip] = x[flip, :, ::-1]
+    if "translate-reflect" in augment:
+        r = REFLECT_SHIFT
+        h, w = x.shape[1:3]
+        shifts = np.random.default_rng([seed, epoch, 11]).integers(-r, r + 1, size=(len(x), 2))
+        for start in range(0, len(x), 4096):  # in chunks, so the padded copy stays small
+            part = slice(start, start + 4096)
+            padded = np.pad(x[part], ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    sel = np.flatnonzero((shifts[part, 0] == dy) & (shifts[part, 1] == dx))
+                    x[start + sel] = padded[sel, r + dy:r + dy + h, r + dx:r + dx + w]
+    return x
+
+
 @keras.saving.register_keras_serializable(package="vgglab")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from peak/10 to ``peak`` over ``warmup`` of the steps, then linear decay to 0."""
+    """Linear warm-up from ``start`` x peak to ``peak`` over ``warmup`` of the steps, then linear decay to ``end`` x peak
+    (by default from peak/10 up over 15% of the steps, then down to 0; the "triangle" schedule uses ``TRIANGLE``)."""
 
-    def __init__(self, peak: float, total_steps: int, warmup: float = 0.15):
+    def __init__(self, peak: float, total_steps: int, warmup: float = 0.15, start: float = 0.1, end: float = 0.0):
         if isinstance(peak, bool) or not isinstance(peak, (int, float, np.number)) or not (peak > 0 and np.isfinite(peak)):
             raise ValueError(f"peak learning rate must be a positive number, not {peak!r}")
         _check_positive_int(total_steps, "total_steps")
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float, np.number)) or not 0 <= warmup < 1:
             raise ValueError(f"warmup must be a fraction of the steps in [0, 1), not {warmup!r}")
+        for label, v in (("start", start), ("end", end)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"{label} must be a fraction of the peak in [0, 1], not {v!r}")
         self.peak, self.total_steps, self.warmup = float(peak), int(total_steps), float(warmup)
+        self.start, self.end = float(start), float(end)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         up = max(1.0, self.warmup * self.total_steps)
         down = max(1.0, self.total_steps - up)
-        rising = self.peak * (0.1 + 0.9 * step / up)
-        falling = self.peak * ops.maximum(0.0, 1.0 - (step - up) / down)
+        rising = self.peak * (self.start + (1 - self.start) * step / up)
+        falling = self.peak * ops.maximum(self.end, 1.0 - (1 - self.end) * (step - up) / down)
         return ops.where(step < up, rising, falling)
 
     def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup}
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup, "start": self.start,
+                "end": self.end}
+
+
+@keras.saving.register_keras_serializable(package="vgglab")
+class BiasScaledSGD(keras.optimizers.SGD):
+    """SGD in which the batch-normalisation shifts (``beta``) take ``bias_lr_scale`` times larger steps (airbench: 64)."""
+
+    def __init__(self, *args, bias_lr_scale: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bias_lr_scale = float(bias_lr_scale)
+
+    def update_step(self, gradient, variable, learning_rate):
+        name = str(getattr(variable, "path", None) or variable.name)
+        if name.split("/")[-1].split(":")[0] == "beta":
+            learning_rate = learning_rate * self.bias_lr_scale
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "bias_lr_scale": self.bias_lr_scale}
 
 
 def make_optimizer(recipe: Recipe, steps: int):
@@ -144,8 +215,13 @@ def make_optimizer(recipe: Recipe, steps: int):
     check_recipe(recipe)
     _check_positive_int(steps, "steps")
     lr = OneCycle(recipe.lr, steps) if recipe.schedule == "onecycle" else recipe.lr
+    if recipe.schedule == "triangle":
+        lr = OneCycle(recipe.lr, steps, warmup=TRIANGLE[1], start=TRIANGLE[0], end=TRIANGLE[2])
     kw = {"weight_decay": recipe.weight_decay or None}
-    if recipe.optimizer == "sgd":
+    if recipe.optimizer == "sgd" and recipe.bias_lr_scale != 1:
+        opt = BiasScaledSGD(lr, momentum=recipe.momentum, nesterov=recipe.nesterov, bias_lr_scale=recipe.bias_lr_scale,
+                            **kw)
+    elif recipe.optimizer == "sgd":
         opt = keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=recipe.nesterov, **kw)
     elif recipe.optimizer == "adam":
         opt = keras.optimizers.Adam(lr, **kw)
@@ -268,20 +344,76 @@ def load_checkpoint(path, model: keras.Model) -> dict:
 
 
 class _Progress(keras.callbacks.Callback):
-    """Print one line every ``every`` seconds inside a long epoch (no carriage returns)."""
+    """Every ``every`` seconds inside a long epoch, one line (no carriage returns): images done, the epoch's
+    throughput so far and the time its remaining batches will take at that rate."""
 
-    def __init__(self, every: float, steps: int, log):
+    def __init__(self, every: float, steps: int, log, images: int | None = None):
         super().__init__()
-        self.every, self.steps, self.log = every, steps, log
+        self.every, self.steps, self.log, self.images = every, steps, log, images or steps
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.last = time.perf_counter()
+        self.start = self.last = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
-            self.log(f"  … 배치 {batch + 1}/{self.steps}")
+            done = min(self.images, round(self.images * (batch + 1) / self.steps))
+            rate = done / max(now - self.start, 1e-9)
+            left = (self.images - done) / rate if rate > 0 else 0.0
+            self.log(f"  … 배치 {batch + 1}/{self.steps} · 이미지 {done:,}/{self.images:,} · {rate:,.0f} img/s"
+                     f" · 이 에포크 남은 시간 약 {_duration(left)}")
+
+
+def _duration(seconds: float) -> str:
+    """``95`` -> ``1분 35초``; ``4000`` -> ``1시간 7분``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}시간 {s % 3600 // 60}분"
+    return f"{s // 60}분 {s % 60}초" if s >= 60 else f"{s}초"
+
+
+class Lookahead(keras.callbacks.Callback):
+    """airbench's Lookahead: from epoch ``start`` on, every ``every`` steps the running average of the weights moves
+    towards the current weights by 1 - rho, and the weights are then set to that average; rho = base**every x
+    (step / total_steps)**power grows over training, so the average moves fast at first and barely at the end.
+    After each epoch the weights are set to the average. All float variables take part, the batch-norm statistics
+    too; the optimiser's do not."""
+
+    def __init__(self, start: int, total_steps: int, steps_per_epoch: int, every: int = 5, base: float = 0.95,
+                 power: float = 3.0):
+        super().__init__()
+        self.start, self.total, self.per_epoch = start, total_steps, steps_per_epoch
+        self.every, self.base, self.power = every, base, power
+        self.epoch, self.average = 0, None
+
+    def _variables(self):
+        return [v for v in self.model.variables if "float" in str(v.dtype)]
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called by ``fit`` before each epoch. After the first averaged epoch the weights equal the average at an
+        epoch's start, so a resumed run picks the average up from them."""
+        self.epoch = epoch
+        if epoch > self.start and self.average is None:
+            self.average = [np.asarray(v) for v in self._variables()]
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.per_epoch + batch + 1
+        if self.epoch < self.start or step % self.every:
+            return
+        variables = self._variables()
+        if self.average is None:
+            self.average = [np.asarray(v) for v in variables]
+            return
+        rho = self.base ** self.every * (step / self.total) ** self.power
+        for i, v in enumerate(variables):
+            self.average[i] = self.average[i] + (1 - rho) * (np.asarray(v) - self.average[i])
+            v.assign(self.average[i])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.average is not None:
+            for v, a in zip(self._variables(), self.average):
+                v.assign(a)
 
 
 @dataclass
@@ -357,13 +489,21 @@ def _fit(model, x_train, y_train, x_val, y_val, has_val, val_batch, recipe, epoc
         start, plateau, result.history = state["epoch"], state["plateau"], state["history"]
         history = result.history
         result.train_seconds, result.resumed_from_epoch = state.get("train_seconds", 0.0), start
-        log(f"체크포인트에서 이어서 학습합니다: 에포크 {start}/{epochs} 완료")
+        log(f"{Path(checkpoint).parent}의 체크포인트에서 이어서 학습합니다: 에포크 {start}/{epochs}까지 끝난 상태")
 
-    callbacks = [_Progress(progress_every, steps, log)] if progress_every else []
+    callbacks = [_Progress(progress_every, steps, log, n)] if progress_every else []
+    lookahead = None
+    if recipe.lookahead_from is not None:
+        lookahead = Lookahead(recipe.lookahead_from, steps * epochs, steps)
+        callbacks.append(lookahead)
     for epoch in range(start, epochs):
         order = np.random.default_rng([seed, epoch]).permutation(n)
         t0 = time.perf_counter()
-        h = model.fit(x_train[order], onehot[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+        if lookahead is not None:
+            lookahead.set_model(model)
+            lookahead.begin_epoch(epoch)
+        x_epoch = epoch_augment(x_train, recipe.augment, seed, epoch)
+        h = model.fit(x_epoch[order], onehot[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
                       callbacks=callbacks)
         dt = time.perf_counter() - t0
         lr = _current_lr(model)  # for one-cycle: the rate at the epoch's last step
@@ -435,7 +575,8 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     """Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted).
 
     ``tta=("flip",)`` averages the class probabilities of each image and its mirror image (test-time augmentation)
-    and also returns ``test_accuracy_no_tta``, the accuracy of the unflipped images alone.
+    and also returns ``test_accuracy_no_tta``, the accuracy of the unflipped images alone. ``"translate"`` gives half
+    the weight to the images shifted by one pixel up-left and down-right (each with its mirror under ``"flip"``).
     ``probabilities=True`` also returns them, as ``"probabilities"`` (N, classes).
     """
     x, y = _check_xy(_check_model(model), x, y)
@@ -446,11 +587,25 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     bad = [a for a in tta if a not in TTA]
     if bad:
         raise ValueError(f"unknown test-time augmentation {bad[0]!r}; choose from {', '.join(TTA)}")
-    probs = DP.predict(model, x, batch_size)
+    x = np.asarray(x)
+
+    def view(images):  # one view's probabilities, averaged with its mirror image's under "flip"
+        p = DP.predict(model, images, batch_size)
+        return (p + DP.predict(model, images[:, :, ::-1], batch_size)) / 2 if "flip" in tta else p
+
     plain = {}
-    if "flip" in tta:  # the accuracy without TTA comes from the same first pass
+    if tta:  # the accuracy without TTA comes from the first pass
+        probs = DP.predict(model, x, batch_size)
         plain["test_accuracy_no_tta"] = float((probs.argmax(-1) == y).mean())
-        probs = (probs + DP.predict(model, np.asarray(x)[:, :, ::-1], batch_size)) / 2
+        if "flip" in tta:
+            probs = (probs + DP.predict(model, x[:, :, ::-1], batch_size)) / 2
+    else:
+        probs = DP.predict(model, x, batch_size)
+    if "translate" in tta:  # airbench's: half the weight on the views shifted by one pixel up-left and down-right
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = (view(padded[:, :h, :w]) + view(padded[:, 2:h + 2, 2:w + 2])) / 2
+        probs = (probs + shifted) / 2
     pred = probs.argmax(-1)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))

@@ -1,0 +1,112 @@
+"""The reference runs: the full-data runs whose records the chapters read, declared in one list and worked
+through by one command that can be stopped and started again.
+
+    python -m vgglab reference --list                               # what is declared, and how far each run is
+    nohup python -m vgglab reference > runs/reference.log 2>&1 &    # work through the list in the background
+
+Each run writes into its own folder under ``book/results/``: ``run.json`` (its settings) and ``checkpoint.npz``
+after every epoch while it trains, then ``test_predictions.npz`` and ``result.json`` when it ends. Git ignores
+``run.json`` and the checkpoints, so committing ``book/results`` commits only finished records. The command skips
+finished runs and resumes unfinished ones from their last epoch, so a run cut short (the machine stopped, the
+process was killed) continues where it stopped the next time the command is given.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vgglab.runtime import PRECISIONS
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One run of a registered experiment: where its record goes (under ``book/results``) and how it is run."""
+
+    folder: str
+    experiment: str
+    seed: int = 0
+    profile: str = "gpu"  # gpu: every training image left after the validation split, width 1
+    precision: str = "mixed_bfloat16"  # named, not "auto", so that a resume elsewhere keeps the same policy
+    epochs: int | None = None  # None: the experiment's epochs for the profile
+    train_size: int | None = None  # None: every training image the profile gives (45,000 for gpu)
+
+    def __post_init__(self):
+        from vgglab.experiments import get_experiment
+        from vgglab.runtime import check_seed, get_profile
+
+        if not isinstance(self.folder, str) or not self.folder or self.folder.startswith(("/", "..")):
+            raise ValueError(f"folder must be a path inside book/results such as 'vgg16-full/seed-0', not {self.folder!r}")
+        get_experiment(self.experiment).epochs_for(get_profile(self.profile))
+        check_seed(self.seed)
+        if self.precision not in PRECISIONS or self.precision == "auto":
+            raise ValueError(f"precision must be one of {', '.join(p for p in PRECISIONS if p != 'auto')}, "
+                             f"not {self.precision!r}")
+        for label in ("epochs", "train_size"):
+            v = getattr(self, label)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{label} must be a positive integer or None, not {v!r}")
+
+
+def _seeds(folder: str, experiment: str, seeds, **kw) -> tuple[ReferenceRun, ...]:
+    return tuple(ReferenceRun(f"{folder}/seed-{s}", experiment, s, **kw) for s in seeds)
+
+
+# In the order they run. The speed run (airbench94's recipe, 10 epochs of 45,000 images) takes about 20 minutes in
+# bf16 on two idle cores; VGG-16-BN at width 1 trained at about 220 img/s (3.4 minutes an epoch), so its 60 epochs
+# take about 3.5 hours and span several sittings of the queue.
+REFERENCE_RUNS: tuple[ReferenceRun, ...] = (
+    *_seeds("speedrun94-full", "speedrun94", (0,)),
+    # Does bf16 train as well as float32? The speed run on 10,000 images for 5 epochs, 3 seeds in each precision.
+    *(ReferenceRun(f"precision/{p}/seed-{s}", "speedrun94", s, precision=p, epochs=5, train_size=10_000)
+      for p in ("mixed_bfloat16", "float32") for s in (0, 1, 2)),
+    *_seeds("speedrun94-full", "speedrun94", (1, 2)),
+    *_seeds("vgg16-full", "vgg16", (0,)),
+)
+
+
+def state(run: ReferenceRun, root: str | Path = RESULTS_DIR) -> str:
+    """``"done"`` (its result.json exists), ``"started"`` (a checkpoint or settings file exists) or ``"new"``."""
+    folder = Path(root) / run.folder
+    if (folder / "result.json").is_file():
+        return "done"
+    return "started" if (folder / "run.json").is_file() else "new"
+
+
+def progress(run: ReferenceRun, root: str | Path = RESULTS_DIR) -> str:
+    """One line on a run: its state, and for a finished run its test accuracy and training time."""
+    folder = Path(root) / run.folder
+    what = state(run, root)
+    if what == "done":
+        r = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        return (f"완료 · 테스트 정확도 {r['test_accuracy']:.2%} · 학습 {r['train_seconds'] / 60:.0f}분 · "
+                f"{r.get('precision', 'float32')}")
+    return {"started": "시작했으나 끝나지 않음 (다음 실행에서 이어 갑니다)", "new": "아직 시작 전"}[what]
+
+
+def run_queue(runs=REFERENCE_RUNS, root: str | Path = RESULTS_DIR, *, only: str | None = None, source=None,
+              log=print) -> list[dict]:
+    """Run every unfinished run of ``runs`` in order (only those whose folder contains ``only``, if given),
+    resuming any that had started; return the records of the runs this call finished."""
+    from vgglab.experiments import run_experiment
+
+    todo = [r for r in runs if (only is None or only in r.folder) and state(r, root) != "done"]
+    if only is not None and not any(only in r.folder for r in runs):
+        raise ValueError(f"no reference run's folder contains {only!r}; see python -m vgglab reference --list")
+    log(f"기준 실행 {len(todo)}개가 남았습니다 ({Path(root)})")
+    finished = []
+    for i, run in enumerate(todo, start=1):
+        log(f"[{i}/{len(todo)}] {run.folder}: {run.experiment} · 시드 {run.seed} · 프로파일 {run.profile} · "
+            f"{run.precision} · {progress(run, root)}")
+        t0 = time.perf_counter()
+        record = run_experiment(run.experiment, profile=run.profile, epochs=run.epochs, seed=run.seed,
+                                out=Path(root) / run.folder, resume=True, source=source, progress_every=60.0,
+                                precision=run.precision, train_size=run.train_size, log=log)
+        log(f"[{i}/{len(todo)}] {run.folder}: 끝 · 테스트 정확도 {record['test_accuracy']:.2%} · "
+            f"이번 프로세스 {(time.perf_counter() - t0) / 60:.1f}분 · 학습 누적 {record['train_seconds'] / 60:.1f}분")
+        finished.append(record)
+    return finished
