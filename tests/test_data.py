@@ -36,7 +36,8 @@ def test_tar_of_jpeg_is_named_cifar10_jpeg(tmp_path, tiny_images):
 def test_environment_variable_names_the_source(tmp_path, tiny_images, monkeypatch):
     monkeypatch.setenv("VGGLAB_CIFAR10", str(write_folder(tmp_path / "png", tiny_images)))
     _check_tiny(D.load_cifar10(), "cifar10")
-    assert D.describe_source().startswith("cifar10 (")
+    assert D.describe_source() == "cifar10 (png)"  # the data set and its file's name, not the folders above it
+    assert str(tmp_path) not in D.describe_source()
 
 
 def _official_batches(root):

@@ -85,6 +85,8 @@ def _dispatch(args) -> int:
         print(f"{'device':<10} {runtime.device_name()}")
         print(f"{'profile':<10} {runtime.get_profile().name}")
         print(f"{'data':<10} {describe_source()}")
+        if os.environ.get("VGGLAB_CIFAR10"):
+            print(f"{'source':<10} {os.environ['VGGLAB_CIFAR10']}")
         return 0
     if args.command == "reference":
         return _run_reference(args)

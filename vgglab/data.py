@@ -103,7 +103,8 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
 
 
 def describe_source(source: str | os.PathLike | None = None) -> str:
-    """One short phrase naming the data a load would use, without decoding it."""
+    """One short phrase naming the data a load would use, without decoding it: the data set and its file's name
+    (``cifar10-jpeg (cifar10-jpg.tar.gz)``), not the folder it sits in."""
     source = source if source is not None else os.environ.get(ENV_SOURCE) or None
     _check_path(source, "source", optional=True)
     if source is None:
@@ -113,7 +114,7 @@ def describe_source(source: str | os.PathLike | None = None) -> str:
     path = Path(source).expanduser()
     if not path.exists():
         return f"없음: {path}"
-    return f"{_guess_name(path)} ({path})"
+    return f"{_guess_name(path)} ({path.name})"
 
 
 def _check_path(value, label: str, optional: bool = False) -> None:
