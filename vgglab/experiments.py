@@ -1058,7 +1058,7 @@ def seed_ensemble(records: list[dict]) -> dict:
 # Published CIFAR-10 test accuracies of VGG-16 that chapter 13 compares with (official CIFAR-10 data).
 VGG16_ANCHORS = (
     ("syim의 VGG-16 코드", 0.772, "syim"),
-    ("CIFAR-10 워크숍의 최고 단일 모델", 0.842, "12장 기법 사다리의 출처"),
+    ("CIFAR-10 워크숍의 최고 단일 모델", 0.842, "13장 기법 사다리의 출처"),
     ("kuangliu의 PyTorch VGG16", 0.9264, "kuangliu/pytorch-cifar"),
     ("geifmany의 Keras VGG16 (250 에포크)", 0.9356, "geifmany/cifar-vgg"),
     ("최근 논문의 VGG-16-BN 기준선", 0.9396, "여러 논문의 기준선"),
