@@ -114,5 +114,11 @@ def test_speedrun_rows_and_table():
     assert row["reached"] == 2 and row["median_accuracy"] == 0.941 and row["median_no_tta"] == pytest.approx(0.931)
     text = E.speedrun_table(rows)
     assert "speedrun" in text and "2/3" in text and "94.10%" in text
+    import unicodedata
+
+    def columns(line):  # a fixed-width font gives Hangul two columns
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+    head, rule, body = text.splitlines()
+    assert "실험" in head and columns(head) == len(rule) == columns(body), text  # the Korean header lines up
     with pytest.raises(ValueError, match="'speedrun-x' has no records"):
         E.speedrun_rows({"speedrun-x": []})

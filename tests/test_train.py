@@ -193,3 +193,13 @@ def test_variant_changes_one_thing_and_runs_without_registration():
         base.variant("x", optimizer="sgdd")
     with pytest.raises(ValueError, match="no epochs for profile 'gpu'"):
         base.variant("x", epochs={"smoke": 1}).epochs_for(PROFILES["gpu"])
+
+
+def test_a_variant_with_another_recipe_says_so_in_its_title():
+    from vgglab import experiments as E
+
+    base = E.EXPERIMENTS["vgg13-he"]
+    sgd = base.variant("vgg13-sgd", optimizer="sgd", lr=0.01)
+    assert sgd.title != base.title and "optimizer sgd" in sgd.title and "lr 0.01" in sgd.title
+    assert base.variant("v", title="SGD 0.01", lr=0.01).title == "SGD 0.01"  # a title given is kept
+    assert base.variant("v", epochs={"smoke": 1}).title == base.title  # no recipe change: the same title

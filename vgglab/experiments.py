@@ -65,6 +65,8 @@ class Experiment:
         """This experiment with a new name and some fields changed (``build``, ``recipe``, ``epochs``, ...).
 
         A recipe field can be changed directly too: ``exp.variant("x", lr=1e-4)`` replaces the recipe's ``lr``.
+        Without a ``title`` the variant's title is the base title with the changed recipe fields after it
+        (``"... Adam 1e-4 (바꾼 설정: optimizer sgd, lr 0.01)"``), so a log never shows a variant under its base's name.
         """
         recipe_fields = {k: changes.pop(k) for k in list(changes) if k in T.Recipe.__dataclass_fields__}
         unknown = sorted(set(changes) - set(self.__dataclass_fields__))
@@ -74,6 +76,8 @@ class Experiment:
         recipe = changes.pop("recipe", self.recipe)
         if recipe_fields:
             recipe = replace(recipe, **recipe_fields)
+        if title is None and recipe_fields:
+            title = f"{self.title} (바꾼 설정: {', '.join(f'{k} {v}' for k, v in recipe_fields.items())})"
         return replace(self, name=name, title=title or self.title, recipe=T.check_recipe(recipe), **changes)
 
 
@@ -1087,18 +1091,30 @@ def speedrun_rows(records: dict) -> list[dict]:
     return rows
 
 
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` columns of a fixed-width font, where a Hangul syllable takes two."""
+    import unicodedata
+
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    fill = " " * max(0, width - shown)
+    return fill + text if right else text + fill
+
+
 def speedrun_table(rows: list[dict]) -> str:
-    """``speedrun_rows`` as a fixed-width text table."""
+    """``speedrun_rows`` as a fixed-width text table with Korean headers (Hangul counted as two columns)."""
     keys = {"experiment", "runs", "median_seconds", "median_compile", "reached", "median_accuracy", "median_no_tta"}
     if isinstance(rows, (str, dict)) or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
         raise ValueError(f"rows must be the list that speedrun_rows returns, not {str(rows)[:80]!r}")
-    head = f"{'experiment':<24}{'runs':>5}{'median s':>10}{'compile s':>10}{'reached':>9}{'acc (TTA)':>11}{'no TTA':>8}"
-    lines = [head, "-" * len(head)]
+    widths = (24, 6, 12, 12, 8, 14, 10)
+    head = ["실험", "실행", "중앙값 초", "컴파일 초", "도달", "정확도 (TTA)", "TTA 없이"]
+    lines = ["".join(_pad(h, w, right=i > 0) for i, (h, w) in enumerate(zip(head, widths)))]
+    lines.append("-" * sum(widths))
     for r in rows:
         comp = f"{r['median_compile']:.1f}" if r["median_compile"] is not None else "-"
         no_tta = f"{r['median_no_tta']:.2%}" if r["median_no_tta"] is not None else "-"
-        lines.append(f"{r['experiment']:<24}{r['runs']:>5}{r['median_seconds']:>10.1f}{comp:>10}"
-                     f"{str(r['reached']) + '/' + str(r['runs']):>9}{r['median_accuracy']:>11.2%}{no_tta:>8}")
+        cells = [r["experiment"], str(r["runs"]), f"{r['median_seconds']:.1f}", comp, f"{r['reached']}/{r['runs']}",
+                 f"{r['median_accuracy']:.2%}", no_tta]
+        lines.append("".join(_pad(c, w, right=i > 0) for i, (c, w) in enumerate(zip(cells, widths))))
     return "\n".join(lines)
 
 
