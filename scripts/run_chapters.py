@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,28 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+# TensorFlow's C++ log lines (absl's start-up notice, grappler's "remapper failed" and the like) reach stderr
+# whatever TF_CPP_MIN_LOG_LEVEL says; they are about the library, not the lesson, so they are left out.
+CPP_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} \d\d:\d\d:\d\d)")
+
+
+def drop_library_logs(nb) -> int:
+    """Remove TensorFlow's C++ log lines from the notebook's stderr outputs; return how many lines went."""
+    dropped = 0
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = out["text"].splitlines(keepends=True)
+                rest = [line for line in lines if not CPP_LOG.match(line)]
+                dropped += len(lines) - len(rest)
+                if not rest:
+                    continue
+                out["text"] = "".join(rest)
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return dropped
 
 
 def main(paths: list[str]) -> int:
@@ -34,6 +57,7 @@ def main(paths: list[str]) -> int:
         t0 = time.perf_counter()
         client.execute()
         seconds = time.perf_counter() - t0
+        drop_library_logs(nb)
         nbformat.write(nb, nb_path)
         times[nb_path.name] = {"seconds": round(seconds, 1), "profile": get_profile().name, "data": describe_source(),
                                "device": device_name(), "versions": versions(),

@@ -38,6 +38,7 @@ def test_environment_variable_names_the_source(tmp_path, tiny_images, monkeypatc
     _check_tiny(D.load_cifar10(), "cifar10")
     assert D.describe_source() == "cifar10 (png)"  # the data set and its file's name, not the folders above it
     assert str(tmp_path) not in D.describe_source()
+    assert "source='png'" in repr(D.load_cifar10()) and str(tmp_path) not in repr(D.load_cifar10())
 
 
 def _official_batches(root):

@@ -57,8 +57,9 @@ class CIFAR10Data:
     source: str
 
     def __repr__(self) -> str:
+        shown = self.source if self.source in ("synthetic", "keras") else Path(self.source).name  # not the folders
         return (f"CIFAR10Data(name={self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
-                f"source={self.source!r})")
+                f"source={shown!r})")
 
     def subset(self, train_size: int | None = None, test_size: int | None = None, seed: int = 0) -> "CIFAR10Data":
         """A class-balanced subset; ``None`` keeps a split whole."""
