@@ -85,6 +85,30 @@ def test_every_toc_entry_exists():
     assert len(CHAPTERS) >= 2
 
 
+def test_chapters_are_numbered_in_reading_order():
+    """The table of contents reads the chapter files in the order of their numbers, and lists every one."""
+    numbered = [name for name in _toc_files() if re.match(r"\d\d_", name)]
+    numbers = [int(name[:2]) for name in numbered]
+    assert numbers == list(range(1, len(numbers) + 1)), f"chapters out of reading order in _toc.yml: {numbered}"
+    on_disk = sorted(p.stem for p in BOOK.glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(numbered) == on_disk, "every chapter file is in the table of contents, and only those"
+
+
+def _page_links(text):
+    """Links to other pages of the book (``[...](12_regularization.ipynb)`` or ``(glossary.md#...)``)."""
+    return [t for t in re.findall(r"\]\(([^)\s:]+?\.(?:ipynb|md))(?:#[^)\s]*)?\)", text)]
+
+
+def test_every_link_between_pages_points_at_a_page():
+    pages = sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))
+    broken = []
+    for page in pages:
+        text = "".join(_src(c) for c in _nb(page)["cells"] if c["cell_type"] == "markdown") \
+            if page.suffix == ".ipynb" else page.read_text(encoding="utf-8")
+        broken += [f"{page.name} -> {target}" for target in _page_links(text) if not (BOOK / target).is_file()]
+    assert not broken, broken
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_colab_badge(path):
     first = _nb(path)["cells"][0]
@@ -157,3 +181,29 @@ def test_bibliography_parses_and_holds_every_cited_key():
             for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", _src(cell)):
                 cited |= {k.strip() for k in group.split(",")}
     assert cited and not cited - keys, sorted(cited - keys)
+
+
+# What a reader sees of a chapter holds no machinery: no machine paths, no stderr, no words about how the book is
+# built or checked (those live in the maintainers' appendix and the README).
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|mnt|opt)/[\w.-]+")
+BUILD_WORDS = re.compile(r"\b(?:CI|nbval|NBVAL|pytest)\b|지속적 통합")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_readers_see_no_machinery(path):
+    found = []
+    for i, cell in enumerate(_nb(path)["cells"]):
+        text = _src(cell)
+        if cell["cell_type"] == "markdown" and BUILD_WORDS.search(text):
+            found.append(f"cell {i}: build words in prose: {BUILD_WORDS.search(text).group(0)!r}")
+        hidden = "remove-cell" in cell["metadata"].get("tags", [])
+        if cell["cell_type"] == "code" and not hidden and BUILD_WORDS.search(text):
+            found.append(f"cell {i}: build words in visible code: {BUILD_WORDS.search(text).group(0)!r}")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                found.append(f"cell {i}: stderr output {''.join(_strings(out.get('text', '')))[:80]!r}")
+            texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items() if k.startswith("text/")]
+            shown = "".join(t for v in texts for t in _strings(v))  # not images: base64 may hold "/work/" by chance
+            if MACHINE_PATH.search(shown):
+                found.append(f"cell {i}: machine path in output: {MACHINE_PATH.search(shown).group(0)!r}")
+    assert not found, found
