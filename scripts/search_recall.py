@@ -31,7 +31,7 @@ def glossary_terms(path: Path = ROOT / "book" / "glossary.md") -> list[str]:
     terms = []
     for line in path.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 2 and re.search("[\uac00-\ud7a3]", cells[0]):
+        if len(cells) >= 2 and re.search("[\uac00-\ud7a3]", cells[0]):  # 한국어 | English | 배우는 곳
             terms += [t.strip() for t in cells[0].split("/")]
     return terms
 

@@ -207,3 +207,29 @@ def test_readers_see_no_machinery(path):
             if MACHINE_PATH.search(shown):
                 found.append(f"cell {i}: machine path in output: {MACHINE_PATH.search(shown).group(0)!r}")
     assert not found, found
+
+
+def _glossary_rows():
+    rows = []
+    for line in (BOOK / "glossary.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.search("[\uac00-\ud7a3]", cells[0]) and cells[0] != "한국어":
+            rows.append(cells)
+    return rows
+
+
+def test_glossary_covers_every_term_two_chapters_introduce():
+    """A term a chapter introduces as 한국어(english) in two or more chapters has a glossary entry, and every entry
+    links to the page that teaches it."""
+    introduced = {}
+    for path in CHAPTERS:
+        prose = "\n".join(_src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown")
+        for english in re.findall(r"[\uac00-\ud7a3]\(([a-z][a-z -]+)(?:,[^)]*)?\)", prose):  # lower case: not names
+            introduced.setdefault(english.strip(), set()).add(path.name)
+    rows = _glossary_rows()
+    known = {e.strip().lower() for row in rows for e in re.sub(r"\(.*?\)", "", row[1]).split("/")}
+    missing = sorted(e for e, pages in introduced.items() if len(pages) >= 2 and e not in known)
+    assert not missing, f"terms introduced in two or more chapters but not in the glossary: {missing}"
+    for korean, _, where in rows:
+        targets = re.findall(r"\]\(([^)]+)\)", where)
+        assert len(targets) == 1 and (BOOK / targets[0]).is_file(), f"{korean}: {where!r} links to no page"
