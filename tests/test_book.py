@@ -153,6 +153,9 @@ def test_chapter_form(path):
 
     hidden = [c for c in code if "remove-cell" in c["metadata"].get("tags", []) and "assert" in _src(c)]
     assert hidden, "claims about training runs are asserted in hidden cells (tag remove-cell)"
+    folded = [c for c in code if "remove-cell" in c["metadata"].get("tags", [])
+              and not (c["metadata"].get("cellView") == "form" and c["metadata"].get("jupyter", {}).get("source_hidden"))]
+    assert not folded, "check cells are folded where a reader runs the notebook (Colab cellView form, Jupyter source_hidden)"
 
     quiet = {"nbval-ignore-output", "nbval-skip"}
     checked = [c for c in code if c.get("outputs") and not quiet & set(c["metadata"].get("tags", []))]
