@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_folder, write_tar
+import vgglab
 from vgglab import analysis as A
 from vgglab import data as D
 from vgglab import distribute as DP
@@ -141,8 +142,8 @@ CASES = [
     bad("set_seed-negative", R.set_seed, -3, needle="-3"),
     bad("set_seed-float", R.set_seed, 1.5, needle="1.5"),
     bad("set_seed-huge", R.set_seed, 2**40, needle=str(2**40)),
-    bad("setup-profile", R.setup, "fast", font=False, quiet=True, needle="'fast'"),
-    bad("setup-seed", R.setup, "smoke", -3, font=False, quiet=True, needle="-3"),
+    bad("setup-profile", vgglab.setup, "fast", font=False, quiet=True, needle="'fast'"),
+    bad("setup-seed", vgglab.setup, "smoke", -3, font=False, quiet=True, needle="-3"),
     # ---------------------------------------------------------------- vgglab.models
     bad("resolve_config-name", M.resolve_config, "Z", needle="'Z'; choose one of A, A-LRN"),
     bad("resolve_config-int", M.resolve_config, 3, exc=TypeError, needle="3"),

@@ -61,9 +61,33 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert not [p for p in os.listdir(killed) if p.endswith(".tmp")]
 
 
+# Runs the CLI in a process that kills itself with SIGKILL at its N-th rename of a file named NAME, the temporary file
+# cut to half its size ("half": a write torn by the kill) or whole ("whole": complete but not yet renamed). The
+# library writes every record and checkpoint through one os.replace (vgglab.files.atomic_write), so the fault is
+# injected there, from outside.
+FAULTY_CLI = """
+import os, signal, sys
+name, n, how = sys.argv[1].split(":")
+real_replace, seen = os.replace, [0]
+
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == name:
+        seen[0] += 1
+        if seen[0] == int(n):
+            if how == "half":
+                os.truncate(src, os.path.getsize(src) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+from vgglab.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def _run_with_fault(out, tmp_path, fault, resume):
-    env = {**_env(tmp_path), "VGGLAB_FAULT": fault}
-    proc = subprocess.run(_cli(out, tmp_path, *(["--resume"] if resume else [])), env=env, capture_output=True)
+    cli = _cli(out, tmp_path, *(["--resume"] if resume else []))
+    proc = subprocess.run([sys.executable, "-c", FAULTY_CLI, fault, *cli[3:]], env=_env(tmp_path), capture_output=True)
     assert proc.returncode == -signal.SIGKILL, (fault, proc.returncode, proc.stderr[-1000:])
     assert not (out / "result.json").exists()
 

@@ -18,13 +18,15 @@ import logging as _logging  # noqa: E402
 
 _logging.getLogger("tensorflow").setLevel(_logging.ERROR)
 
-__version__ = "0.1.0"
-
 REPO_URL = "https://github.com/vgglab/vgglab"
 
-from vgglab.runtime import PROFILES, Profile, get_profile, setup  # noqa: E402
-from vgglab.data import CLASS_NAMES_EN, CLASS_NAMES_KO, load_cifar10  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from vgglab.runtime import PROFILES, VERSION as __version__, Profile, get_profile  # noqa: E402
+from vgglab.runtime import device_name as _device_name, set_seed as _set_seed  # noqa: E402
+from vgglab.data import CLASS_NAMES_EN, CLASS_NAMES_KO, describe_source as _describe_source, load_cifar10  # noqa: E402
 from vgglab.models import CONFIGS, basic_cnn, vgg  # noqa: E402
+from vgglab.plots import use_korean_font as _use_korean_font  # noqa: E402
 from vgglab.experiments import EXPERIMENTS, load_for_profile, run_experiment  # noqa: E402
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "PROFILES",
     "Profile",
     "REPO_URL",
+    "Session",
     "basic_cnn",
     "get_profile",
     "load_for_profile",
@@ -43,6 +46,46 @@ __all__ = [
     "setup",
     "vgg",
 ]
+
+
+@_dataclass(frozen=True)
+class Session:
+    """What a chapter runs with: the profile, the seed, the data, the backend and the device."""
+
+    profile: Profile
+    seed: int
+    data: str
+    backend: str
+    device: str
+
+    def line(self) -> str:
+        return (f"vgglab {__version__} | 프로파일 {self.profile.name} | 데이터 {self.data} | "
+                f"백엔드 {self.backend} | 장치 {self.device} | 시드 {self.seed}")
+
+
+def setup(profile: str | Profile | None = None, seed: int = 0, *, font: bool = True, quiet: bool = False) -> Session:
+    """Prepare a chapter: seeds, the Korean plot font and the profile; print one line saying what is in use.
+
+    Args:
+        profile: ``"smoke"``, ``"cpu"``, ``"gpu"`` or a ``Profile``; None: ``VGGLAB_PROFILE``, else ``gpu`` where a
+            GPU is visible and ``cpu`` elsewhere.
+        seed: seeds Python, NumPy and the backend (``vgglab.runtime.set_seed``).
+        font: use a Korean font for plots (NanumGothic, installed with vgglab).
+        quiet: do not print the status line.
+
+    Returns:
+        The ``Session``: profile, seed, data, backend and device.
+    """
+    import keras
+
+    prof = get_profile(profile)
+    _set_seed(seed)
+    if font:
+        _use_korean_font()
+    session = Session(prof, int(seed), _describe_source(), keras.backend.backend(), _device_name())
+    if not quiet:
+        print(session.line())
+    return session
 
 
 def _quiet_tensorflow() -> None:

@@ -10,17 +10,12 @@ import keras
 import numpy as np
 from keras import layers
 
+from vgglab.checks import keras_model, positive_int
 from vgglab.runtime import check_seed
 
 _FC = (layers.Dense,)
 _CONV = (layers.Conv2D,)
 _NORM = (layers.BatchNormalization,)
-
-
-def _check_model(model) -> keras.Model:
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"expected a Keras model, not {type(model).__name__}")
-    return model
 
 
 def _layer_names(names) -> list[str]:
@@ -54,7 +49,7 @@ def layer_flops(layer) -> int:
 def layer_table(model) -> list[dict]:
     """One row per layer that has an output: name, kind, output shape, parameters, forward FLOPs."""
     rows = []
-    for layer in _check_model(model).layers:
+    for layer in keras_model(model).layers:
         if isinstance(layer, layers.InputLayer):
             continue
         rows.append({"name": layer.name, "kind": type(layer).__name__, "output_shape": _shape(layer),
@@ -65,7 +60,7 @@ def layer_table(model) -> list[dict]:
 def param_breakdown(model) -> dict:
     """Parameters in convolutions, fully connected layers, normalisation, and in total."""
     out = {"conv": 0, "fc": 0, "norm": 0, "other": 0}
-    for layer in _check_model(model).layers:
+    for layer in keras_model(model).layers:
         kind = ("conv" if isinstance(layer, _CONV) else "fc" if isinstance(layer, _FC)
                 else "norm" if isinstance(layer, _NORM) else "other")
         out[kind] += int(layer.count_params())
@@ -75,7 +70,7 @@ def param_breakdown(model) -> dict:
 
 def flops(model) -> int:
     """Forward FLOPs for one image."""
-    return int(sum(layer_flops(layer) for layer in _check_model(model).layers))
+    return int(sum(layer_flops(layer) for layer in keras_model(model).layers))
 
 
 def receptive_fields(model) -> list[dict]:
@@ -85,7 +80,7 @@ def receptive_fields(model) -> list[dict]:
     Only sequential chains are supported (every VGG in this book is one).
     """
     r, j, rows = 1, 1, []
-    for layer in _check_model(model).layers:
+    for layer in keras_model(model).layers:
         if isinstance(layer, _CONV) or isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
             k = layer.kernel_size[0] if isinstance(layer, _CONV) else layer.pool_size[0]
             s = layer.strides[0]
@@ -101,7 +96,7 @@ def gradient_receptive_field(model, threshold: float = 0.0) -> int:
     Takes the gradient of the centre pixel of the model's (spatial) output with respect to the
     input and returns the side of the square of pixels whose gradient magnitude exceeds ``threshold``.
     """
-    shape, out_shape = tuple(_check_model(model).input.shape[1:]), tuple(model.output.shape[1:])
+    shape, out_shape = tuple(keras_model(model).input.shape[1:]), tuple(model.output.shape[1:])
     if len(shape) != 3 or len(out_shape) != 3:
         raise ValueError(f"need a model with image input and output (H, W, C), got input {shape} and output {out_shape}")
     x = np.random.default_rng(0).normal(size=(1, *shape)).astype("float32")
@@ -163,7 +158,7 @@ def kernel_weights(model, names=None) -> np.ndarray:
 
     Biases and batch-normalisation parameters are left out: the book's L1 and L2 penalties act on kernels only.
     """
-    chosen = [layer for layer in _check_model(model).layers if isinstance(layer, _CONV + _FC)]
+    chosen = [layer for layer in keras_model(model).layers if isinstance(layer, _CONV + _FC)]
     if names is not None:
         names = _layer_names(names)
         known = {layer.name for layer in chosen}
@@ -200,7 +195,7 @@ def input_gradient_map(model, x=None, *, samples: int = 8, seed: int = 0, power:
     averaged over the batch. Its nonzero entries span the receptive field; how unevenly the weight is
     spread inside it is the effective receptive field (Luo et al., 2016). Works on every backend.
     """
-    model = _check_model(model)
+    model = keras_model(model)
     in_shape, out_shape = tuple(model.input.shape[1:]), tuple(model.output.shape[1:])
     if len(in_shape) != 3 or len(out_shape) != 3:
         raise ValueError(f"need a model with image input and output (H, W, C), got input {in_shape} "
@@ -250,7 +245,7 @@ def activation_counts(model) -> dict[str, int]:
     is linear, and activation layers such as ``ReLU``; nested models are counted through.
     """
     counts: dict[str, int] = {}
-    for layer in _check_model(model).layers:
+    for layer in keras_model(model).layers:
         if isinstance(layer, keras.Model):
             for name, n in activation_counts(layer).items():
                 counts[name] = counts.get(name, 0) + n
@@ -274,7 +269,7 @@ def equivalent_kernel(model) -> np.ndarray:
     exists, and a ``ValueError`` says which layer is in the way.
     """
     convs = []
-    for layer in _check_model(model).layers:
+    for layer in keras_model(model).layers:
         if isinstance(layer, layers.InputLayer):
             continue
         if not isinstance(layer, _CONV):
@@ -326,12 +321,6 @@ def _check_batch(model, x, name: str = "x") -> np.ndarray:
     return x.astype("float32", copy=False)
 
 
-def _check_positive_int(value, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{label} must be a positive integer, not {value!r}")
-    return int(value)
-
-
 def _loss_function(loss, y: np.ndarray):
     """``loss`` as a callable ``loss(y_true, y_pred)``; None picks cross-entropy for labels (N,) or one-hot (N, K)."""
     if loss is None:
@@ -359,7 +348,7 @@ def loss_gradients(model, x, y, *, loss=None, training: bool = False) -> tuple[f
     the model's probabilities; ``training=True`` runs dropout and batch normalisation in training mode.
     Nothing is updated: the model's weights and batch-norm statistics are left as they are.
     """
-    model = _check_model(model)
+    model = keras_model(model)
     x = _check_batch(model, x)
     y = np.asarray(y)
     if len(y) != len(x):
@@ -414,7 +403,7 @@ def gradient_norms(model, x, y, *, loss=None, training: bool = False) -> list[di
     (a NumPy array: the gradient norm of each output channel's or unit's weights). Biases and batch-norm scales
     are left out. ``loss`` and ``training`` are as in ``loss_gradients``.
     """
-    model = _check_model(model)
+    model = keras_model(model)
     _, grads = loss_gradients(model, x, y, loss=loss, training=training)
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
     rows = []
@@ -522,11 +511,11 @@ def activation_stats(model, x, layers=None, *, saturation: float = 0.01, batch_s
     The model runs in inference mode unless ``training=True``: then batch normalisation uses the statistics
     of each batch of ``batch_size`` images, as in training (and dropout is active).
     """
-    model = _check_model(model)
+    model = keras_model(model)
     x = _check_batch(model, x)
     if isinstance(saturation, bool) or not isinstance(saturation, (int, float)) or not 0 < saturation < 1:
         raise ValueError(f"saturation must be a fraction in (0, 1), not {saturation!r}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     chosen = _select_layers(model, layers, _is_hidden_activation(model), "hidden layer with an activation")
     kinds = [activation_of(layer) for layer in chosen]
     acc = [dict(n=0, s=0.0, s2=0.0, zero=0, sat=0, d=0.0, images=0, shift=None, us=0.0, us2=0.0) for _ in chosen]
@@ -568,9 +557,9 @@ def dead_unit_fraction(model, x, layers=None, *, batch_size: int = 256) -> list[
     still pass the gradient times the slope. Each row holds ``name``, ``activation``, ``channels``, ``dead``,
     ``fraction`` and ``dead_mask`` (a boolean NumPy array, True for each dead channel).
     """
-    model = _check_model(model)
+    model = keras_model(model)
     x = _check_batch(model, x)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     chosen = _select_layers(model, layers, lambda layer: activation_of(layer)[0] in _RELU_FAMILY,
                             "ReLU or leaky ReLU layer")
     alive = [np.zeros(int(layer.output.shape[-1]), bool) for layer in chosen]
@@ -656,14 +645,14 @@ def shift_sensitivity(model, x, shifts=(0, 1, 2, 3, 4), layer: str | None = None
     - ``prob_change``: mean |p'(c) - p(c)| for the class c predicted for the unshifted image;
     - ``accuracy``: accuracy on the shifted images, when labels ``y`` are given.
     """
-    model = _check_model(model)
+    model = keras_model(model)
     x = np.asarray(x, dtype="float32")
     want = tuple(model.input_shape[1:])
     if x.ndim != 4 or len(x) == 0 or any(w is not None and w != v for w, v in zip(want, x.shape[1:])):
         raise ValueError(f"x must be a non-empty batch of images of shape (N, {', '.join(map(str, want))}), "
                          f"not {x.shape}")
     shifts = _check_shifts(shifts, min(x.shape[1:3]))
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     if mode not in SHIFT_MODES:
         raise ValueError(f"unknown shift mode {mode!r}; choose one of {', '.join(SHIFT_MODES)}")
     if y is not None:
@@ -772,7 +761,7 @@ def layer_outputs(model, x, layer_names, training: bool = False) -> dict:
     ``training=True`` runs batch normalisation with the batch's own statistics (and updates its moving
     statistics) and dropout in training mode, as one training step's forward pass would.
     """
-    model = _check_model(model)
+    model = keras_model(model)
     layer_names = _layer_names(layer_names)
     if not layer_names:
         raise ValueError("layer_names must name at least one layer")

@@ -21,13 +21,13 @@ import pickle
 import re
 import sys
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vgglab.files import atomic_write
 from vgglab.runtime import check_seed
 
 CLASS_NAMES_EN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -307,13 +307,6 @@ def _array_digest(arrays) -> str:
     return h.hexdigest()
 
 
-def _file_mode() -> int:
-    """The mode a new file gets from ``open``: 0o666 less the process's umask (``tempfile`` would give 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _cache_file(cache: Path, key: str) -> Path:
     return cache / f"cifar10-{key[:24]}.npz"
 
@@ -335,22 +328,13 @@ def _read_cache(f: Path, source: str) -> CIFAR10Data | None:
 
 def _write_cache(f: Path, data: CIFAR10Data) -> None:
     """Write atomically (temporary file, then rename); an unwritable cache only costs time."""
-    cache = f.parent
     arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
-        try:
-            os.fchmod(fd, _file_mode())
-            with os.fdopen(fd, "wb") as out:
-                np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
-                         name=np.array(data.name), digest=np.array(_array_digest(arrays)))
-            os.replace(tmp, f)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError as e:
-        print(f"경고: 캐시를 쓸 수 없어 건너뜁니다 ({cache}: {e})", file=sys.stderr)
+        atomic_write(f, lambda out: np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+                                             y_test=data.y_test, name=np.array(data.name),
+                                             digest=np.array(_array_digest(arrays))))
+    except (OSError, ValueError) as e:
+        print(f"경고: 캐시를 쓸 수 없어 건너뜁니다 ({f.parent}: {e})", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ import numpy as np
 from vgglab import data as D
 from vgglab import distribute as DP
 from vgglab import train as T
+from vgglab.checks import keras_object, positive_int
+from vgglab.files import atomic_write, write_json
 from vgglab.models import basic_cnn, vgg
 from vgglab.runtime import (Profile, check_seed, device_name, get_profile, precision_policy, resolve_precision,
                             set_seed, versions)
@@ -234,7 +236,7 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
         if result_file.exists():
             return ckpt, json.loads(result_file.read_text(encoding="utf-8"))
     else:
-        T.write_json(run_file, config)
+        write_json(run_file, config)
     return ckpt, None
 
 
@@ -316,7 +318,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     }
     if out is not None:  # the test predictions first, so that a finished result.json always has them beside it
         save_predictions(Path(out) / PREDICTIONS_FILE, probabilities, splits.y_test)
-        T.write_json(Path(out) / "result.json", record)
+        write_json(Path(out) / "result.json", record)
     return record
 
 
@@ -352,7 +354,7 @@ class VGGBuild:
     def __post_init__(self):
         if isinstance(self.config, list):
             object.__setattr__(self, "config", tuple(self.config))
-        from vgglab.models import HEADS, _get, _positive_int, resolve_config
+        from vgglab.models import HEADS, resolve_config
 
         for label in ("l1", "l2"):
             v = getattr(self, label)
@@ -360,13 +362,13 @@ class VGGBuild:
                 raise ValueError(f"{label} must be a penalty coefficient in [0, 1), not {v!r}")
         # fail here, on the bad choice, not in the middle of a run
         resolve_config(list(self.config) if isinstance(self.config, tuple) else self.config)
-        _get("activation", keras.activations.get, self.activation)
+        keras_object("activation", keras.activations.get, self.activation)
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be a rate in [0, 1), not {self.dropout!r}")
         if self.head_units is not None:
-            _positive_int("head_units", self.head_units)
+            positive_int(self.head_units, "head_units")
         if self.width is not None and (isinstance(self.width, bool) or not isinstance(self.width, (int, float))
                                        or not (self.width > 0 and np.isfinite(self.width))):
             raise ValueError(f"width must be a positive number or None (the profile's), not {self.width!r}")
@@ -666,7 +668,7 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
                 accs.append(record["test_accuracy"])
                 secs += record["wall_seconds"]
                 if out is not None:
-                    T.write_json(out / exp.name / f"seed{seed}" / "result.json", record)
+                    write_json(out / exp.name / f"seed{seed}" / "result.json", record)
             rows.append(_ladder_row(step, accs, secs))
         else:
             splits = experiment_splits(step.ensemble_of, prof, data, seeds[0])
@@ -681,10 +683,10 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
             rows.append({**_ladder_row(step, [ensemble["ensemble_accuracy"]], 0.0), "std": None,
                          "members_mean": ensemble["mean_member_accuracy"]})
             if out is not None:
-                T.write_json(out / step.name / "result.json", ensemble)
+                write_json(out / step.name / "result.json", ensemble)
     result = LadderResult(rows, records, ensemble, prof.name, data.name, seeds, time.perf_counter() - t0)
     if out is not None:
-        T.write_json(out / "ladder.json", result.to_json())
+        write_json(out / "ladder.json", result.to_json())
     return result
 
 
@@ -780,10 +782,9 @@ def vgg_b_builder(activation="relu", initializer="he_normal", batch_norm: bool =
     ``initializer`` is a Keras name (``"he_normal"``), a config dict such as ``NORMAL_001`` or an initialiser;
     ``vgg()`` gives every layer its own copy.
     """
-    from vgglab.models import _get
 
-    _get("activation", keras.activations.get, activation)  # fail here, not in the middle of a run
-    _get("initializer", keras.initializers.get, initializer)
+    keras_object("activation", keras.activations.get, activation)  # fail here, not in the middle of a run
+    keras_object("initializer", keras.initializers.get, initializer)
 
     def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
         return vgg("B", input_shape=(32, 32, 3), num_classes=10, activation=activation, initializer=initializer,
@@ -1028,7 +1029,7 @@ def save_predictions(path: Path, probabilities, labels) -> None:
         raise ValueError(f"probabilities must have shape (N, classes) for N labels; got {probs.shape} for "
                          f"labels of shape {labels.shape}")
     labels = labels.astype(np.uint8)
-    T._atomic_write(Path(path), lambda f: np.savez_compressed(f, probabilities=probs, labels=labels))
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, probabilities=probs, labels=labels))
 
 
 def _predictions_path(record: dict) -> Path:

@@ -14,6 +14,8 @@ import math
 import keras
 from keras import layers, ops
 
+from vgglab.checks import keras_object, positive_int
+
 CONFIGS: dict[str, list] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -92,13 +94,6 @@ def _check_common(input_shape, num_classes, width, dropout, pools: int) -> tuple
     return tuple(input_shape)
 
 
-def _get(kind: str, getter, value):
-    try:
-        return getter(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"unknown {kind} {value!r}: {e}") from None
-
-
 def _fresh(init):
     """A copy of ``init`` for one layer. A Keras initializer object draws with one fixed seed, so layers of the
     same shape that shared it would all start with identical weights."""
@@ -150,9 +145,9 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     if head_units is not None and (isinstance(head_units, bool) or not isinstance(head_units, int) or head_units < 1):
         raise ValueError(f"head_units must be a positive integer, not {head_units!r}")
-    act = _get("activation", keras.activations.get, activation)
-    init = _get("initializer", keras.initializers.get, initializer)
-    reg = _get("regularizer", keras.regularizers.get, regularizer)
+    act = keras_object("activation", keras.activations.get, activation)
+    init = keras_object("initializer", keras.initializers.get, initializer)
+    reg = keras_object("regularizer", keras.regularizers.get, regularizer)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -198,10 +193,10 @@ def basic_cnn(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="sig
     if not isinstance(filters, (list, tuple)) or not all(
             isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in filters):
         raise ValueError(f"filters must be a list of positive filter counts such as (32, 64), not {filters!r}")
-    _positive_int("fc_units", fc_units)
+    positive_int(fc_units, "fc_units")
     _check_common(input_shape, num_classes, 1.0, 0.0, pools=len(filters))
-    act = _get("activation", keras.activations.get, activation)
-    init = _get("initializer", keras.initializers.get, initializer)
+    act = keras_object("activation", keras.activations.get, activation)
+    init = keras_object("initializer", keras.initializers.get, initializer)
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     x = inputs
     x = _augment(x, augmentation)
@@ -257,7 +252,7 @@ def conv_stack(kernels, channels: int, *, size: int = 32, in_channels: int | Non
                      ("in_channels", channels if in_channels is None else in_channels)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{label} must be a positive integer, not {v!r}")
-    act = _get("activation", keras.activations.get, activation)
+    act = keras_object("activation", keras.activations.get, activation)
     inputs = keras.Input(shape=(size, size, in_channels or channels), name="input")
     x = inputs
     for i, k in enumerate(kernels, start=1):
@@ -294,7 +289,7 @@ def downsampling_net(config, *, downsample: str = "max", input_shape=(32, 32, 3)
     if head not in ("gap", "small"):
         raise ValueError(f"unknown head {head!r}; choose one of gap, small")
     input_shape = _check_common(input_shape, num_classes, width, 0.0, cfg.count("M"))
-    init = _get("initializer", keras.initializers.get, initializer)
+    init = keras_object("initializer", keras.initializers.get, initializer)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -459,12 +454,6 @@ INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int]] = {
 SHORTCUTS = ("projection", "pad")
 
 
-def _positive_int(label: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{label} must be a positive integer, not {value!r}")
-    return value
-
-
 def lenet5(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="tanh", name: str = "lenet5") -> keras.Model:
     """LeNet-5 (LeCun et al. 1998), with the paper's layer names C1, S2, C3, S4, C5, F6.
 
@@ -479,7 +468,7 @@ def lenet5(*, input_shape=(32, 32, 3), num_classes: int = 10, activation="tanh",
     input_shape = _check_common(input_shape, num_classes, 1.0, 0.0, pools=2)
     if input_shape[0] < 16 or input_shape[1] < 16:  # 5x5 conv, pool, 5x5 conv, pool must leave a map
         raise ValueError(f"input_shape {input_shape} is too small for LeNet-5: each side must be at least 16 pixels")
-    act = _get("activation", keras.activations.get, activation)
+    act = keras_object("activation", keras.activations.get, activation)
     inputs = keras.Input(shape=input_shape, name="input")
     x = layers.Conv2D(6, 5, activation=act, name="c1_conv")(inputs)
     x = layers.AveragePooling2D(2, name="s2_pool")(x)
@@ -588,8 +577,8 @@ def inception_block_model(spec="3a", *, in_channels: int = 192, size: int = 28, 
     """One Inception module on a ``size x size x in_channels`` input, as a model of its own, to count
     its parameters and FLOPs with ``vgglab.analysis``. The defaults are inception (3a) of GoogLeNet:
     192 input channels on a 28x28 map."""
-    _positive_int("in_channels", in_channels)
-    _positive_int("size", size)
+    positive_int(in_channels, "in_channels")
+    positive_int(size, "size")
     inputs = keras.Input(shape=(size, size, in_channels), name="input")
     tag = spec if isinstance(spec, str) else "custom"
     outputs = inception_module(inputs, spec, reduce=reduce, width=width, name=f"inception_{tag}")
@@ -599,7 +588,7 @@ def inception_block_model(spec="3a", *, in_channels: int = 192, size: int = 28, 
 def inception_params(spec="3a", in_channels: int = 192, *, reduce: bool = True, bias: bool = True) -> int:
     """The hand formula for an Inception module's parameters (what ``inception_block_model`` counts)."""
     c1, r3, c3, r5, c5, pp = _inception_spec(spec)
-    _positive_int("in_channels", in_channels)
+    positive_int(in_channels, "in_channels")
     c = in_channels
     if reduce:
         weights = c * c1 + c * r3 + 9 * r3 * c3 + c * r5 + 25 * r5 * c5 + c * pp
@@ -666,7 +655,7 @@ class PadShortcut(layers.Layer):
 
     def __init__(self, filters: int, stride: int = 2, **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.stride = _positive_int("filters", filters), _positive_int("stride", stride)
+        self.filters, self.stride = positive_int(filters, "filters"), positive_int(stride, "stride")
 
     def call(self, x):
         x = x[:, :: self.stride, :: self.stride, :]
@@ -695,12 +684,12 @@ def residual_block(x, filters: int, *, stride: int = 1, residual: bool = True, s
     used on CIFAR-10. ``residual=False`` leaves the shortcut and the addition out: the "plain" block.
     """
     _check_image_tensor(x)
-    _positive_int("filters", filters)
-    _positive_int("stride", stride)
+    positive_int(filters, "filters")
+    positive_int(stride, "stride")
     if shortcut not in SHORTCUTS:
         raise ValueError(f"unknown shortcut {shortcut!r}; choose one of {', '.join(SHORTCUTS)}")
-    init = _get("initializer", keras.initializers.get, initializer)
-    reg = _get("regularizer", keras.regularizers.get, regularizer)
+    init = keras_object("initializer", keras.initializers.get, initializer)
+    reg = keras_object("regularizer", keras.regularizers.get, regularizer)
 
     def conv_bn(t, s, tag):
         t = layers.Conv2D(filters, 3, strides=s, padding="same", use_bias=False, kernel_initializer=init,
@@ -747,8 +736,8 @@ def cifar_resnet(depth: int = 20, *, residual: bool = True, width: float = 1.0, 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
     x = _augment(x, augmentation)
-    init = _get("initializer", keras.initializers.get, initializer)
-    reg = _get("regularizer", keras.regularizers.get, regularizer)
+    init = keras_object("initializer", keras.initializers.get, initializer)
+    reg = keras_object("regularizer", keras.regularizers.get, regularizer)
     x = layers.Conv2D(_scaled(16, width), 3, padding="same", use_bias=False, kernel_initializer=init,
                       kernel_regularizer=reg, name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)

@@ -99,7 +99,7 @@ def image_grid(x, y, class_names, per_class: int = 8, seed: int = 0):
     """A grid with one row per class: ``per_class`` random images, the class name at the left."""
     import matplotlib.pyplot as plt
 
-    from vgglab.analysis import _check_positive_int
+    from vgglab.checks import positive_int
     from vgglab.runtime import check_seed
 
     x, y = np.asarray(x), np.asarray(y)
@@ -107,7 +107,7 @@ def image_grid(x, y, class_names, per_class: int = 8, seed: int = 0):
         raise ValueError(f"need images (N, H, W, C) and N labels, got {x.shape} and {y.shape}")
     if isinstance(class_names, str) or not len(class_names):
         raise ValueError(f"class_names must be a non-empty list such as CLASS_NAMES_KO, not {class_names!r}")
-    _check_positive_int(per_class, "per_class")
+    positive_int(per_class, "per_class")
     rng = np.random.default_rng(check_seed(seed))
     k = len(class_names)
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9, k * 0.95))
@@ -185,11 +185,11 @@ def weight_histograms(weights: dict, ax=None, bins: int = 81, limit: float | Non
     """Histograms of weights for several models, ``{label: flat array}``, as outlines on one axis."""
     import matplotlib.pyplot as plt
 
-    from vgglab.analysis import _check_positive_int
+    from vgglab.checks import positive_int
 
     if not isinstance(weights, dict) or not weights:
         raise ValueError("weights must be a non-empty dict of {label: array}")
-    _check_positive_int(bins, "bins")
+    positive_int(bins, "bins")
     if limit is not None and not (isinstance(limit, (int, float)) and limit > 0 and np.isfinite(limit)):
         raise ValueError(f"limit must be a positive number or None, not {limit!r}")
     arrays = {k: np.ravel(np.asarray(v, np.float64)) for k, v in weights.items()}

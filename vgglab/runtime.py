@@ -122,9 +122,7 @@ def versions() -> dict[str, str]:
     """Versions of everything that can change a result."""
     import keras
 
-    import vgglab
-
-    out = {"python": platform.python_version(), "vgglab": vgglab.__version__, "keras": keras.__version__,
+    out = {"python": platform.python_version(), "vgglab": VERSION, "keras": keras.__version__,
            "numpy": np.__version__}
     backend = _backend()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
@@ -201,6 +199,8 @@ def precision_policy(precision: str = "float32"):
         keras.mixed_precision.set_global_policy(old)
 
 
+VERSION = "0.1.0"  # vgglab.__version__
+
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding, which keras.utils.set_random_seed uses, takes 0 .. 2**32 - 1
 
 
@@ -228,32 +228,3 @@ def set_seed(seed: int) -> None:
 
 def in_colab() -> bool:
     return "google.colab" in sys.modules
-
-
-@dataclass(frozen=True)
-class Session:
-    profile: Profile
-    seed: int
-    data: str
-    backend: str
-    device: str
-
-    def line(self) -> str:
-        return (f"vgglab {versions()['vgglab']} | 프로파일 {self.profile.name} | 데이터 {self.data} | "
-                f"백엔드 {self.backend} | 장치 {self.device} | 시드 {self.seed}")
-
-
-def setup(profile: str | Profile | None = None, seed: int = 0, *, font: bool = True, quiet: bool = False) -> Session:
-    """Prepare a chapter: seeds, Korean plot font, profile; print one line saying what is in use."""
-    from vgglab.data import describe_source
-
-    prof = get_profile(profile)
-    set_seed(seed)
-    if font:
-        from vgglab.plots import use_korean_font
-
-        use_korean_font()
-    session = Session(prof, int(seed), describe_source(), _backend(), device_name())
-    if not quiet:
-        print(session.line())
-    return session

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,8 +20,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from vgglab.analysis import _check_model, _check_positive_int
-from vgglab.data import NORMALIZATIONS, _file_mode
+from vgglab.checks import keras_model, positive_int
+from vgglab.data import NORMALIZATIONS
+from vgglab.files import atomic_write, write_json  # noqa: F401  (write_json: vgglab.train.write_json)
 from vgglab.runtime import check_seed
 from vgglab import distribute as DP
 
@@ -101,7 +100,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
                 or not (v > 0 if label == "learning rate" else v >= low) or (high is not None and not v < high):
             rule = "positive" if label == "learning rate" else f"in [{low}, {high})" if high else "non-negative"
             raise ValueError(f"{label} must be {rule}, not {v!r}")
-    _check_positive_int(recipe.plateau_patience, "plateau_patience")
+    positive_int(recipe.plateau_patience, "plateau_patience")
     if isinstance(recipe.plateau_max_drops, bool) or not isinstance(recipe.plateau_max_drops, int) \
             or recipe.plateau_max_drops < 0:
         raise ValueError(f"plateau_max_drops must be a non-negative integer, not {recipe.plateau_max_drops!r}")
@@ -170,7 +169,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, peak: float, total_steps: int, warmup: float = 0.15, start: float = 0.1, end: float = 0.0):
         if isinstance(peak, bool) or not isinstance(peak, (int, float, np.number)) or not (peak > 0 and np.isfinite(peak)):
             raise ValueError(f"peak learning rate must be a positive number, not {peak!r}")
-        _check_positive_int(total_steps, "total_steps")
+        positive_int(total_steps, "total_steps")
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float, np.number)) or not 0 <= warmup < 1:
             raise ValueError(f"warmup must be a fraction of the steps in [0, 1), not {warmup!r}")
         for label, v in (("start", start), ("end", end)):
@@ -213,7 +212,7 @@ class BiasScaledSGD(keras.optimizers.SGD):
 def make_optimizer(recipe: Recipe, steps: int):
     """The recipe's optimiser for a run of ``steps`` updates (the one-cycle schedule spans them)."""
     check_recipe(recipe)
-    _check_positive_int(steps, "steps")
+    positive_int(steps, "steps")
     lr = OneCycle(recipe.lr, steps) if recipe.schedule == "onecycle" else recipe.lr
     if recipe.schedule == "triangle":
         lr = OneCycle(recipe.lr, steps, warmup=TRIANGLE[1], start=TRIANGLE[0], end=TRIANGLE[2])
@@ -233,7 +232,7 @@ def make_optimizer(recipe: Recipe, steps: int):
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps: int) -> keras.Model:
-    _check_model(model)
+    keras_model(model)
     model.compile(optimizer=make_optimizer(recipe, steps),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=_jit_compile())
@@ -252,56 +251,8 @@ def _jit_compile():
 # Checkpoints
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
-
-    The file gets the mode that ``open`` would give it (0o666 less the umask), not ``tempfile``'s 0o600.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise ValueError(f"output directory {str(path.parent)!r} is not writable: {e.strerror or e}") from None
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        _injected_fault(path, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-_WRITES: dict[str, int] = {}
-
-
-def _injected_fault(path: Path, tmp: str) -> None:
-    """Fault injection for the kill tests. ``VGGLAB_FAULT=NAME:N:half`` kills this process with SIGKILL during its
-    N-th atomic write of a file named NAME, with the temporary file cut to half its size (a write torn by the
-    kill); ``NAME:N:whole`` kills it after the temporary file is complete, before the rename."""
-    spec = os.environ.get("VGGLAB_FAULT")
-    if not spec:
-        return
-    name, n, how = spec.split(":")
-    if path.name != name:
-        return
-    _WRITES[name] = _WRITES.get(name, 0) + 1
-    if _WRITES[name] == int(n):
-        if how == "half":
-            os.truncate(tmp, os.path.getsize(tmp) // 2)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    """Write JSON atomically: readers see the old file or the whole new one, never half of it."""
-    _atomic_write(Path(path), lambda f: f.write(json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8")))
-
-
 def _check_compiled(model) -> keras.Model:
-    if getattr(_check_model(model), "optimizer", None) is None:
+    if getattr(keras_model(model), "optimizer", None) is None:
         raise ValueError(f"model {model.name!r} has no optimizer yet; compile it first (vgglab.train.compile_model)")
     return model
 
@@ -313,12 +264,12 @@ def save_checkpoint(path, model: keras.Model, state: dict) -> None:
     arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["state"] = np.array(json.dumps(state))
-    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path, model: keras.Model) -> dict:
     """Restore model and optimizer variables from ``path``; return the saved loop state."""
-    _check_model(model)
+    keras_model(model)
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint not found: {str(path)!r}")
     _check_compiled(model)
@@ -446,10 +397,10 @@ def fit(model: keras.Model, x_train, y_train, x_val=None, y_val=None, *, recipe:
     ``distribution`` (see ``vgglab.distribute``) splits every batch of ``batch_size`` among its devices; the
     model must have been built inside ``distribution.scope()``.
     """
-    _check_model(model)
+    keras_model(model)
     check_recipe(recipe)
     for label, v in (("epochs", epochs), ("batch_size", batch_size)):
-        _check_positive_int(v, label)
+        positive_int(v, label)
     seed = check_seed(seed)
     check_progress_every(progress_every)
     if not callable(log) or not all(callable(c) for c in on_epoch_end):
@@ -579,8 +530,8 @@ def evaluate(model: keras.Model, x, y, batch_size: int = 256, tta=(), probabilit
     the weight to the images shifted by one pixel up-left and down-right (each with its mirror under ``"flip"``).
     ``probabilities=True`` also returns them, as ``"probabilities"`` (N, classes).
     """
-    x, y = _check_xy(_check_model(model), x, y)
-    _check_positive_int(batch_size, "batch_size")
+    x, y = _check_xy(keras_model(model), x, y)
+    positive_int(batch_size, "batch_size")
     num_classes = model.output_shape[-1]
     if isinstance(tta, str):
         raise TypeError(f"tta must be a tuple of names such as ('flip',), not {tta!r}")
@@ -865,8 +816,8 @@ def dense_scores(model: keras.Model, x, sizes=None, flips=(False,), batch_size: 
     x = np.asarray(x, "float32")
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, height, width, channels), got shape {x.shape}")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(chunk, "chunk")
+    positive_int(batch_size, "batch_size")
+    positive_int(chunk, "chunk")
     n, h, w, c = x.shape
     short = min(h, w)
     sizes = (short,) if sizes is None else tuple(sizes)
