@@ -58,7 +58,14 @@ def layer_table(model) -> list[dict]:
 
 
 def param_breakdown(model) -> dict:
-    """Parameters in convolutions, fully connected layers, normalisation, and in total."""
+    """Parameters in convolutions, fully connected layers, normalisation, and in total.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        ``{"conv": n, "fc": n, "norm": n, "other": n, "total": n}``, counts of parameters (trainable or not).
+    """
     out = {"conv": 0, "fc": 0, "norm": 0, "other": 0}
     for layer in keras_model(model).layers:
         kind = ("conv" if isinstance(layer, _CONV) else "fc" if isinstance(layer, _FC)
@@ -69,7 +76,14 @@ def param_breakdown(model) -> dict:
 
 
 def flops(model) -> int:
-    """Forward FLOPs for one image."""
+    """Forward FLOPs for one image.
+
+    Args:
+        model: a Keras model of convolution, dense, pooling and normalisation layers.
+
+    Returns:
+        The multiply-adds of one forward pass, counted as two FLOPs each, summed over the layers (``layer_flops``).
+    """
     return int(sum(layer_flops(layer) for layer in keras_model(model).layers))
 
 

@@ -78,6 +78,16 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
 
     Decoded arrays are cached under ``cache_dir`` (default ``$VGGLAB_CACHE`` or ``~/.cache/vgglab``),
     keyed by the source's content; a cache that fails its checksum is rebuilt, not trusted.
+
+    Args:
+        source: a folder or ``.tar.gz`` of class folders (``train/<class>/*.jpg``), the official
+            ``cifar-10-batches-py`` folder or ``cifar-10-python.tar.gz``; None: ``$VGGLAB_CIFAR10``, else the download.
+        cache_dir: where decoded arrays are kept.
+        verbose: print one line while decoding for the first time.
+
+    Returns:
+        A ``CIFAR10Data``: uint8 images (N, 32, 32, 3), integer labels, and the data set's ``name`` (``cifar10``, or
+        ``cifar10-jpeg`` for a JPEG re-encoding) and ``source``.
     """
     if source is None:
         source = os.environ.get(ENV_SOURCE) or None

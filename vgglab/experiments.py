@@ -140,7 +140,16 @@ class Splits:
 
 
 def load_for_profile(profile: "str | Profile", source=None, log=print) -> D.CIFAR10Data:
-    """CIFAR-10 for a profile. Only ``smoke`` may fall back to synthetic data, and it says so loudly."""
+    """CIFAR-10 for a profile. Only ``smoke`` may fall back to synthetic data, and it says so loudly.
+
+    Args:
+        profile: ``"smoke"``, ``"cpu"``, ``"gpu"`` or a ``Profile``.
+        source: as for ``vgglab.data.load_cifar10``.
+        log: where the fallback warning goes.
+
+    Returns:
+        The whole ``CIFAR10Data``; ``prepare`` and ``run_experiment`` take the profile's subsets from it.
+    """
     profile = get_profile(profile)
     try:
         return D.load_cifar10(source)
@@ -245,6 +254,19 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
                    progress_every: float | None = None, distribution=None, train_size: int | None = None,
                    precision: str = "float32", log=print) -> dict:
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
+
+    Args:
+        name: a registered experiment's name (``python -m vgglab list``) or an ``Experiment`` (say, a variant).
+        profile: ``"smoke"``, ``"cpu"``, ``"gpu"`` or a ``Profile`` (default: ``VGGLAB_PROFILE``, else by device).
+        epochs, seed: override the experiment's epochs for the profile; the seed of everything random.
+        out, resume: a folder for ``run.json``, checkpoints, ``result.json`` and test predictions; continue the
+            run in it from its last epoch.
+        source, data: where CIFAR-10 comes from, or the loaded ``CIFAR10Data`` itself.
+        progress_every: seconds between progress lines inside an epoch (None: one line per epoch).
+
+    Returns:
+        The record: the experiment, profile, data, backend, device, precision, seed, per-epoch history, test
+        accuracy and confusion matrix, times and versions (also written to ``out/result.json``).
 
     ``train_size`` trains on that many training images (a class-balanced subset) instead of the number the
     experiment and profile set, for a quicker try; the record's ``config`` holds it, so a resume must match it.
@@ -431,6 +453,12 @@ class _KeepModel:
 
 def run_with_model(name: "str | Experiment", **kwargs) -> tuple[dict, keras.Model]:
     """``run_experiment`` that also returns the trained model (for weight statistics and ensembles).
+
+    Args:
+        name: as for ``run_experiment``; every keyword argument is passed on to it.
+
+    Returns:
+        ``(record, model)``: the record and the trained Keras model.
 
     TensorFlow's warning that new models' functions were traced again ("triggered tf.function retracing") is
     expected when one process trains many models, and is kept out of the output.

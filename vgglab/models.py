@@ -137,6 +137,22 @@ def vgg(config="D", *, input_shape=(224, 224, 3), num_classes: int = 1000, batch
 
     ``augmentation`` is a list of Keras preprocessing layers placed right after the input; they act
     only in training.
+
+    Args:
+        config: a configuration name of the paper's Table 1 (``"A"`` ... ``"E"``, ``"A-LRN"``, or ``"vgg16"``), or a
+            list such as ``[64, "M", 128, "M"]`` (channels of a 3x3 convolution, ``"M"`` a 2x2 max pooling).
+        input_shape, num_classes: the images and the number of classes.
+        batch_norm: a batch normalisation after every convolution.
+        activation, initializer, regularizer: Keras names or objects for every convolution and FC layer.
+        dropout: the rate after each FC layer of the head (0: none).
+        width: multiplies every channel and FC width (0.25: a quarter-width network).
+        head, head_units: the classifier on top (above), and its FC width.
+        classifier_activation: the last layer's activation (``"softmax"``, or None for logits).
+        name: the model's name (default: ``vgg16`` and the like, as in ``keras.applications``).
+
+    Returns:
+        An uncompiled ``keras.Model`` whose layers are named as in ``keras.applications.vgg16``
+        (``block1_conv1`` ... ``block5_pool``, ``fc1``, ``fc2``, ``predictions``).
     """
     cfg_name, cfg = resolve_config(config)
     pools = cfg.count("M")

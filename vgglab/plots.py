@@ -68,7 +68,17 @@ def use_korean_font() -> str | None:
 
 
 def plot_history(histories: dict, metric: str = "accuracy", ax=None, title: str | None = None):
-    """Training (solid) and validation (dashed) curves for several runs: ``{label: history}``."""
+    """Training (solid) and validation (dashed) curves for several runs.
+
+    Args:
+        histories: ``{label: history}``, each history a record's ``"history"`` (lists per epoch).
+        metric: ``"accuracy"`` or ``"loss"`` (or any key the histories share).
+        ax: the matplotlib axes to draw on (default: a new figure).
+        title: the plot's title.
+
+    Returns:
+        The axes, labelled in Korean (에포크, 정확도 / 손실).
+    """
     import matplotlib.pyplot as plt
 
     if not isinstance(histories, dict) or not histories:
