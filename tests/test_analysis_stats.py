@@ -273,7 +273,7 @@ def test_bad_arguments_are_named():
 
 
 def test_ladder_initialisers_give_every_layer_its_own_kernel():
-    """The N(0, 0.01^2) initialiser of the ladder, as a config dict or an object, goes through vgglab.models._fresh
+    """The N(0, 0.01^2) initialiser of the ladder, as a config dict or an object, goes through vgglab.blocks.fresh
     too (tests/test_models.py checks the default initialiser): same-shaped layers differ, a seed repeats them."""
     for init in (NORMAL_001, keras.initializers.RandomNormal(stddev=0.01)):
         set_seed(0)

@@ -18,6 +18,7 @@ import pytest
 
 from vgglab import distribute as DP
 from vgglab import train as T
+from vgglab import recipes as RC
 from vgglab.experiments import run_experiment
 from vgglab.models import vgg
 
@@ -42,8 +43,9 @@ CASE = textwrap.dedent(r'''
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
-    from vgglab import data as D, distribute as DP, train as T
-    from vgglab.experiments import Experiment, VGGBuild, load_records, run_with_model
+    from vgglab import data as D, distribute as DP, recipes as RC, train as T
+    from vgglab.experiments import Experiment, VGGBuild, run_experiment
+    from vgglab.records import load_records
     from vgglab.runtime import Profile
 
     # JAX computes on the whole batch as one array split over the devices, so batch normalisation and dropout
@@ -51,14 +53,15 @@ CASE = textwrap.dedent(r'''
     # its own statistics and draws dropout masks per device, so its case leaves them out.
     layers = {"batch_norm": True, "dropout": 0.3} if backend == "jax" else {}
     build = VGGBuild((8, "M"), initializer="he_normal", head="small", head_units=16, width=1.0, **layers)
-    exp = Experiment("dp-test", "data-parallel test", build, T.Recipe("sgd", "sgd", 0.05, momentum=0.9), {"t": 2})
+    exp = Experiment("dp-test", "data-parallel test", build, RC.Recipe("sgd", "sgd", 0.05, momentum=0.9), {"t": 2})
     prof = Profile("t", 200, 40, None, 1.0, 50, True, "")
     data = D.synthetic_cifar10(300, 61, seed=1)  # 200 training, 40 validation and 61 test images (odd: padded)
     quiet = lambda s: None
     out = {}
-    single, m1 = run_with_model(exp, profile=prof, data=data, log=quiet)
+    single, m1, _ = run_experiment(exp, profile=prof, data=data, keep_model=True, log=quiet)
     dist = DP.data_parallel()
-    many, m2 = run_with_model(exp, profile=prof, data=data, distribution=dist, out=sys.argv[1], log=quiet)
+    many, m2, _ = run_experiment(exp, profile=prof, data=data, distribution=dist, out=sys.argv[1], keep_model=True,
+                                   log=quiet)
     pairs = zip(m1.get_weights(), m2.get_weights())
     out["weights"] = max(float(np.max(np.abs(a - b)) / np.max(np.abs(a))) for a, b in pairs)
     for key in ("loss", "val_loss"):
@@ -138,7 +141,7 @@ def test_unknown_distribution_is_a_type_error():
     model = vgg([4, "M"], input_shape=(32, 32, 3), num_classes=10, head="gap")
     x, y = np.zeros((4, 32, 32, 3), "float32"), np.arange(4)
     with pytest.raises(TypeError, match="not builtins.str"):
-        T.fit(model, x, y, recipe=T.RECIPES["adam"], epochs=1, distribution="gpu", log=lambda s: None)
+        T.fit(model, x, y, recipe=RC.RECIPES["adam"], epochs=1, distribution="gpu", log=lambda s: None)
     with pytest.raises(TypeError, match="not builtins.object"):
         run_experiment("basic-cnn", profile="smoke", distribution=object())
 

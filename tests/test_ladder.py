@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vgglab import experiments as E
-from vgglab import train as T
+from vgglab import records
+from vgglab import recipes as RC
 from vgglab.cli import main
 from vgglab.data import synthetic_cifar10
 from vgglab.runtime import PROFILES
@@ -53,7 +54,7 @@ def test_ladder_budget_is_set_for_every_profile():
 
 def _tiny_ladder():
     """Two steps on a tiny network (training runs cost seconds): one trained step and its ensemble."""
-    recipe = T.Recipe("t", "adam", 3e-3, batch_size=50)
+    recipe = RC.Recipe("t", "adam", 3e-3, batch_size=50)
     base = E.Experiment("tiny-a", "작은 망", E.VGGBuild((4, "M"), head="gap", width=1.0),
                         recipe, {"smoke": 1, "cpu": 1, "gpu": 1}, {"smoke": 200})
     E.EXPERIMENTS["tiny-a"] = base
@@ -83,9 +84,9 @@ def test_run_ladder_tabulates_seeds_and_the_ensemble(tiny, tmp_path):
     text = result.table()
     assert "50.0%" in text and "±" in text and "—" in text and "synthetic" in text
     # records on disk, readable with load_records
-    records = E.load_records(tmp_path / "lad")
-    assert sorted(r["experiment"] for r in records) == ["tiny-a", "tiny-a", "tiny-ens"]
-    assert [r["seed"] for r in E.load_records(tmp_path / "lad", experiment="tiny-a")] == [0, 1]
+    saved_records = records.load_records(tmp_path / "lad")
+    assert sorted(r["experiment"] for r in saved_records) == ["tiny-a", "tiny-a", "tiny-ens"]
+    assert [r["seed"] for r in records.load_records(tmp_path / "lad", experiment="tiny-a")] == [0, 1]
     saved = json.loads((tmp_path / "lad" / "ladder.json").read_text(encoding="utf-8"))
     assert saved["rows"] == json.loads(json.dumps(result.rows))
     with pytest.raises(ValueError, match="already holds ladder records"):
@@ -122,26 +123,26 @@ def test_load_records_filters_by_experiment_and_profile(tmp_path):
     _record(tmp_path, "b", profile="cpu")
     _record(tmp_path, "c", experiment="basic-cnn")
     (tmp_path / "chapter_times.json").write_text("{}")  # other JSON files are not records
-    assert len(E.load_records(tmp_path)) == 4
-    gpu = E.load_records(tmp_path, experiment="vgg16", profile="gpu")
+    assert len(records.load_records(tmp_path)) == 4
+    gpu = records.load_records(tmp_path, experiment="vgg16", profile="gpu")
     assert [r["test_accuracy"] for r in gpu] == [0.9, 0.91] and gpu[0]["path"].endswith("a/seed0/result.json")
-    assert E.load_records(tmp_path, profile="smoke") == []
-    assert E.load_records(tmp_path / "missing") == []  # e.g. Colab, without the repository's book/results
+    assert records.load_records(tmp_path, profile="smoke") == []
+    assert records.load_records(tmp_path / "missing") == []  # e.g. Colab, without the repository's book/results
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "result.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable record"):
-        E.load_records(tmp_path)
+        records.load_records(tmp_path)
     with pytest.raises(ValueError, match="is a file"):
-        E.load_records(tmp_path / "chapter_times.json")
+        records.load_records(tmp_path / "chapter_times.json")
     with pytest.raises(TypeError):
-        E.load_records(3)
+        records.load_records(3)
 
 
 def test_load_records_rejects_files_that_are_not_records(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "result.json").write_text(json.dumps({"accuracy": 1}))
     with pytest.raises(ValueError, match="not a vgglab result record"):
-        E.load_records(tmp_path)
+        records.load_records(tmp_path)
 
 
 def test_cli_runs_the_ladder_and_prints_the_table(tiny, tmp_path, capsys, monkeypatch):

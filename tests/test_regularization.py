@@ -7,6 +7,7 @@ import pytest
 from vgglab import analysis as A
 from vgglab import experiments as E
 from vgglab import train as T
+from vgglab import augment as AUG, evaluate as EV, recipes as RC
 from vgglab.models import vgg
 from vgglab.runtime import get_profile, set_seed
 
@@ -24,14 +25,14 @@ def _zero_boxes(out):
 
 def test_cutout_is_the_identity_outside_training():
     x = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype("float32")
-    layer = T.Cutout(8, seed=1)
+    layer = AUG.Cutout(8, seed=1)
     for training in (False, None):
         assert np.array_equal(keras.ops.convert_to_numpy(layer(x, training=training)), x)
 
 
 def test_cutout_zeroes_one_square_per_image():
     x = np.ones((64, 32, 32, 3), "float32")
-    out = keras.ops.convert_to_numpy(T.Cutout(8, seed=3)(x, training=True))
+    out = keras.ops.convert_to_numpy(AUG.Cutout(8, seed=3)(x, training=True))
     inner = 0
     for rows, cols, zero in _zero_boxes(out):
         assert len(rows) and len(cols), "every image loses a square"
@@ -48,26 +49,26 @@ def test_cutout_zeroes_one_square_per_image():
 
 def test_cutout_is_seeded_and_validated():
     x = np.ones((16, 32, 32, 3), "float32")
-    a = keras.ops.convert_to_numpy(T.Cutout(16, seed=7)(x, training=True))
-    b = keras.ops.convert_to_numpy(T.Cutout(16, seed=7)(x, training=True))
-    c = keras.ops.convert_to_numpy(T.Cutout(16, seed=8)(x, training=True))
+    a = keras.ops.convert_to_numpy(AUG.Cutout(16, seed=7)(x, training=True))
+    b = keras.ops.convert_to_numpy(AUG.Cutout(16, seed=7)(x, training=True))
+    c = keras.ops.convert_to_numpy(AUG.Cutout(16, seed=8)(x, training=True))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert T.Cutout.from_config(T.Cutout(5, seed=2).get_config()).size == 5
+    assert AUG.Cutout.from_config(AUG.Cutout(5, seed=2).get_config()).size == 5
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="cutout size"):
-            T.Cutout(bad)
+            AUG.Cutout(bad)
 
 
 def test_cutout_is_a_recipe_augmentation():
-    recipe = T.check_recipe(T.Recipe("r", "sgd", 0.1, augment=("flip", "translate", "cutout")))
-    names = [layer.name for layer in T.augmentation_layers(recipe, seed=0)]
+    recipe = RC.check_recipe(RC.Recipe("r", "sgd", 0.1, augment=("flip", "translate", "cutout")))
+    names = [layer.name for layer in AUG.augmentation_layers(recipe, seed=0)]
     assert names == ["augment_flip", "augment_translate", "augment_cutout"]
     with pytest.raises(ValueError, match="'mixup'"):
-        T.check_recipe(T.Recipe("r", "sgd", 0.1, augment=("mixup",)))
+        RC.check_recipe(RC.Recipe("r", "sgd", 0.1, augment=("mixup",)))
     x = np.ones((4, 32, 32, 3), "float32")
-    once, again = T.augment_images(x, "cutout", seed=1), T.augment_images(x, ("cutout",), seed=1)
+    once, again = AUG.augment_images(x, "cutout", seed=1), AUG.augment_images(x, ("cutout",), seed=1)
     assert np.array_equal(once, again) and (once == 0).any()
-    assert np.array_equal(T.augment_images(x, (), seed=1), x)
+    assert np.array_equal(AUG.augment_images(x, (), seed=1), x)
 
 
 def _table_model(table):
@@ -85,9 +86,9 @@ def test_ensemble_of_identical_models_is_the_member():
     model = vgg([4, "M"], input_shape=(32, 32, 3), num_classes=10, head="gap")
     x = np.random.default_rng(0).uniform(-1, 1, (6, 32, 32, 3)).astype("float32")
     member = model.predict(x, verbose=0)
-    assert np.allclose(T.ensemble_predict([model, model, model], x), member, atol=1e-6)
+    assert np.allclose(EV.ensemble_predict([model, model, model], x), member, atol=1e-6)
     y = member.argmax(-1)
-    scores = T.evaluate_ensemble([model, model], x, y)
+    scores = EV.evaluate_ensemble([model, model], x, y)
     assert scores["ensemble_accuracy"] == scores["mean_member_accuracy"] == 1.0
     assert scores["members"] == 2 and len(scores["predict_seconds"]) == 2
 
@@ -97,26 +98,26 @@ def test_ensemble_accuracy_on_a_hand_made_case():
     a = [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.6, 0.1, 0.3], [0.2, 0.7, 0.1]]  # right on images 0 and 1
     b = [[0.4, 0.5, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2]]  # right on images 2 and 3
     x = np.eye(4, dtype="float32")
-    scores = T.evaluate_ensemble([_table_model(a), _table_model(b)], x, y)
+    scores = EV.evaluate_ensemble([_table_model(a), _table_model(b)], x, y)
     # the average is right on images 0, 1 and 2, and says class 1 for image 3 (0.40 vs 0.45)
     assert scores["member_accuracies"] == [0.5, 0.5]
     assert scores["ensemble_accuracy"] == 0.75 and scores["best_member_accuracy"] == 0.5
     assert np.isclose(scores["ensemble_loss"], -np.mean(np.log([0.65, 0.55, 0.55, 0.40])), atol=1e-6)
-    assert np.allclose(T.ensemble_predict([_table_model(a), _table_model(b)], x), (np.array(a) + np.array(b)) / 2,
+    assert np.allclose(EV.ensemble_predict([_table_model(a), _table_model(b)], x), (np.array(a) + np.array(b)) / 2,
                        atol=1e-6)
-    assert T.ensemble_scores([a, b], y)["ensemble_accuracy"] == 0.75
+    assert EV.ensemble_scores([a, b], y)["ensemble_accuracy"] == 0.75
 
 
 def test_ensemble_arguments_are_checked():
     x = np.eye(3, dtype="float32")
     with pytest.raises(ValueError, match="non-empty list"):
-        T.evaluate_ensemble([], x, [0, 1, 2])
+        EV.evaluate_ensemble([], x, [0, 1, 2])
     with pytest.raises(ValueError, match="differ in shape"):
-        T.ensemble_predict([_table_model(np.eye(3)), _table_model(np.ones((3, 4)) / 4)], x)
+        EV.ensemble_predict([_table_model(np.eye(3)), _table_model(np.ones((3, 4)) / 4)], x)
     with pytest.raises(ValueError, match="labels"):
-        T.evaluate_ensemble([_table_model(np.eye(3))], x, [0, 1])
+        EV.evaluate_ensemble([_table_model(np.eye(3))], x, [0, 1])
     with pytest.raises(ValueError, match="members, images, classes"):
-        T.ensemble_scores(np.ones((3, 3)), [0, 1, 2])
+        EV.ensemble_scores(np.ones((3, 3)), [0, 1, 2])
 
 
 def test_weight_summary_counts_kernels_only():
@@ -137,7 +138,7 @@ def test_weight_summary_counts_kernels_only():
 
 
 def test_vgg_build_fields_reach_the_model():
-    prof, recipe = get_profile("smoke"), T.RECIPES["adam"]
+    prof, recipe = get_profile("smoke"), RC.RECIPES["adam"]
     base = E.VGGBuild((8, "M", 16, "M"), activation="sigmoid", initializer="normal(0.01)", width=1.0)
     set_seed(0)
     m = base(prof, recipe, 0)
@@ -178,7 +179,7 @@ def test_regularisation_arms_differ_from_the_base_in_one_choice():
 def test_xla_is_off_for_tensorflow_on_cpu():
     set_seed(0)
     model = vgg([4, "M"], input_shape=(32, 32, 3), num_classes=10, head="gap")
-    T.compile_model(model, T.RECIPES["adam"], 10)
+    T.compile_model(model, RC.RECIPES["adam"], 10)
     if keras.backend.backend() == "tensorflow":
         from vgglab.runtime import gpu_visible
 
@@ -199,7 +200,7 @@ def test_augmentation_grid_and_weight_histograms_draw():
     with warnings.catch_warnings():
         if font:
             warnings.simplefilter("error")
-        fig = plots.augmentation_grid({"원본": x, "컷아웃": T.augment_images(x, "cutout", seed=0)})
+        fig = plots.augmentation_grid({"원본": x, "컷아웃": AUG.augment_images(x, "cutout", seed=0)})
         fig.canvas.draw()
         ax = plots.weight_histograms({"규제 없음": np.random.default_rng(1).normal(0, 0.1, 1000), "L1": np.zeros(1000)})
         ax.figure.canvas.draw()
@@ -211,15 +212,16 @@ def test_augmentation_grid_and_weight_histograms_draw():
         plots.weight_histograms({})
 
 
-def test_run_with_model_returns_the_trained_model_and_its_overfit_summary():
+def test_keep_model_returns_the_trained_model_and_its_overfit_summary():
     data = __import__("vgglab").data.synthetic_cifar10(400, 200, seed=3)
-    exp = E.Experiment("tiny", "작은 망", E.VGGBuild((4, "M"), head="gap", width=1.0), T.Recipe("t", "adam", 3e-3),
+    exp = E.Experiment("tiny", "작은 망", E.VGGBuild((4, "M"), head="gap", width=1.0), RC.Recipe("t", "adam", 3e-3),
                        {"smoke": 1}, {"smoke": 150})
-    record, model = E.run_with_model(exp, profile="smoke", data=data, seed=1, log=lambda s: None)
-    splits = E.experiment_splits(exp, "smoke", data, seed=1)
-    assert len(splits.y_train) == 150 and record["test_accuracy"] == T.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"]
+    record, model, splits = E.run_experiment(exp, profile="smoke", data=data, seed=1, keep_model=True, log=lambda s: None)
+    again = E.experiment_splits(exp, "smoke", data, seed=1)
+    assert np.array_equal(again.x_train, splits.x_train) and np.array_equal(again.y_test, splits.y_test)
+    assert len(splits.y_train) == 150 and record["test_accuracy"] == EV.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"]
     s = E.overfit_summary(record, model, splits)
     assert s["gap"] == pytest.approx(s["train_accuracy"] - record["history"]["val_accuracy"][-1])
-    assert s["train_accuracy"] == T.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
+    assert s["train_accuracy"] == EV.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
     with pytest.raises(ValueError, match="validation"):
         E.overfit_summary({"history": {"val_accuracy": []}}, model, splits)

@@ -8,6 +8,7 @@ import pytest
 from vgglab import analysis as A
 from vgglab import data as D
 from vgglab import experiments as E
+from vgglab import records as RS
 from vgglab import plots
 
 
@@ -18,13 +19,13 @@ def two_seeds(tmp_path_factory):
     exp = E.get_experiment("vgg16").variant("vgg16-test", epochs={"smoke": 1}, train_size={"smoke": 128})
     for seed in (0, 1):
         E.run_experiment(exp, profile="smoke", seed=seed, data=data, out=root / f"seed-{seed}", log=lambda *a: None)
-    return root, E.load_records(root, experiment="vgg16-test")
+    return root, RS.load_records(root, experiment="vgg16-test")
 
 
 def test_each_run_saves_its_test_predictions_beside_the_record(two_seeds):
     root, records = two_seeds
     assert [r["seed"] for r in records] == [0, 1]
-    probs, labels = E.load_predictions(records[0])
+    probs, labels = RS.load_predictions(records[0])
     assert probs.shape == (len(labels), 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-2)
     assert float((probs.argmax(-1) == labels).mean()) == pytest.approx(records[0]["test_accuracy"], abs=0.01)
     cm = np.array(records[0]["confusion_matrix"])
@@ -33,26 +34,26 @@ def test_each_run_saves_its_test_predictions_beside_the_record(two_seeds):
 
 def test_seed_ensemble_averages_the_saved_probabilities(two_seeds):
     root, records = two_seeds
-    ens = E.seed_ensemble(records)
-    (p0, y), (p1, _) = E.load_predictions(records[0]), E.load_predictions(records[1])
+    ens = RS.seed_ensemble(records)
+    (p0, y), (p1, _) = RS.load_predictions(records[0]), RS.load_predictions(records[1])
     assert ens["ensemble_accuracy"] == pytest.approx(float((((p0 + p1) / 2).argmax(-1) == y).mean()))
     assert ens["seeds"] == [0, 1] and ens["members"] == 2
     with pytest.raises(ValueError, match="at least 2 runs, got 1"):
-        E.seed_ensemble(records[:1])
+        RS.seed_ensemble(records[:1])
     with pytest.raises(ValueError, match="no test_predictions.npz beside '/nowhere/result.json'"):
-        E.load_predictions({"path": "/nowhere/result.json"})
+        RS.load_predictions({"path": "/nowhere/result.json"})
 
 
 def test_seed_ensemble_refuses_runs_on_different_test_images(two_seeds, tmp_path):
     root, records = two_seeds
-    probs, labels = E.load_predictions(records[1])
+    probs, labels = RS.load_predictions(records[1])
     other = tmp_path / "other"
     other.mkdir()
-    E.save_predictions(other / E.PREDICTIONS_FILE, probs, np.roll(labels, 1))
+    RS.save_predictions(other / RS.PREDICTIONS_FILE, probs, np.roll(labels, 1))
     (other / "result.json").write_text(json.dumps({**records[1], "path": None}), encoding="utf-8")
-    (moved,) = E.load_records(other)
+    (moved,) = RS.load_records(other)
     with pytest.raises(ValueError, match="different images"):
-        E.seed_ensemble([records[0], moved])
+        RS.seed_ensemble([records[0], moved])
 
 
 def test_per_class_accuracy():
@@ -87,21 +88,21 @@ def test_confusion_matrix_plot_shows_row_percentages():
 
 
 def test_anchors_are_sorted_and_below_the_goals():
-    accs = [a for _, a, _ in E.VGG16_ANCHORS]
-    assert accs == sorted(accs) and max(accs) < E.VGG16_GOALS["single"] < E.VGG16_GOALS["ensemble"]
+    accs = [a for _, a, _ in RS.VGG16_ANCHORS]
+    assert accs == sorted(accs) and max(accs) < RS.VGG16_GOALS["single"] < RS.VGG16_GOALS["ensemble"]
 
 
 def test_summarize_seeds(two_seeds):
     root, records = two_seeds
-    s = E.summarize_seeds(records)
+    s = RS.summarize_seeds(records)
     assert s["seeds"] == [0, 1] and s["profile"] == "smoke" and s["dataset"] == records[0]["dataset"]
     accs = [r["test_accuracy"] for r in records]
     assert s["mean"] == pytest.approx(np.mean(accs)) and s["std"] == pytest.approx(np.std(accs, ddof=1))
-    assert s["ensemble"]["ensemble_accuracy"] == E.seed_ensemble(records)["ensemble_accuracy"]
+    assert s["ensemble"]["ensemble_accuracy"] == RS.seed_ensemble(records)["ensemble_accuracy"]
     with pytest.raises(ValueError, match="mix experiments"):
-        E.summarize_seeds([records[0], {**records[1], "profile": "cpu"}])
+        RS.summarize_seeds([records[0], {**records[1], "profile": "cpu"}])
     with pytest.raises(ValueError, match="no records"):
-        E.summarize_seeds([])
+        RS.summarize_seeds([])
 
 
 def test_speedrun_rows_and_table():

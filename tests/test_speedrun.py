@@ -8,6 +8,7 @@ from vgglab import data as D
 from vgglab import experiments as E
 from vgglab import speedrun as S
 from vgglab import train as T
+from vgglab import augment as AUG, evaluate as EV, recipes as RC
 from vgglab.runtime import get_profile
 
 
@@ -65,7 +66,7 @@ def test_speedrun_net_and_its_ablations():
     assert net.output_shape == (None, 10)
     assert [l.name for l in net.layers if "conv" in l.name] == [f"block{b}_conv{i}" for b in (1, 2, 3) for i in (1, 2)]
     assert net.get_layer("block3_conv2").filters == 64
-    plain = S.SpeedrunBuild(width=0.25).but(whiten=False, batch_norm=False)(get_profile("smoke"), T.RECIPES["adam"], 0)
+    plain = S.SpeedrunBuild(width=0.25).but(whiten=False, batch_norm=False)(get_profile("smoke"), RC.RECIPES["adam"], 0)
     names = [l.name for l in plain.layers]
     assert "whiten_conv" in names and "whiten" not in names and not any("bn" in n for n in names)
     with pytest.raises(ValueError, match="unknown SpeedrunBuild field 'whitening'"):
@@ -80,16 +81,16 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     net = S.speedrun_net(width=0.25)
     x = _images(16)
     y = np.arange(16) % 10
-    got = T.evaluate(net, x, y, tta=("flip",))
+    got = EV.evaluate(net, x, y, tta=("flip",))
     probs = (net.predict(x, verbose=0) + net.predict(x[:, :, ::-1], verbose=0)) / 2
     assert got["test_accuracy"] == pytest.approx(float((probs.argmax(-1) == y).mean()))
     assert got["test_accuracy_no_tta"] == pytest.approx(float((net.predict(x, verbose=0).argmax(-1) == y).mean()))
-    assert "test_accuracy_no_tta" not in T.evaluate(net, x, y)
+    assert "test_accuracy_no_tta" not in EV.evaluate(net, x, y)
     assert np.sum(got["confusion_matrix"]) == 16
     with pytest.raises(ValueError, match="unknown test-time augmentation 'rotate'; choose from flip"):
-        T.evaluate(net, x, y, tta=("rotate",))
+        EV.evaluate(net, x, y, tta=("rotate",))
     with pytest.raises(ValueError, match="unknown test-time augmentation 'crop'"):
-        T.check_recipe(T.Recipe("x", "sgd", 0.1, tta=("crop",)))
+        RC.check_recipe(RC.Recipe("x", "sgd", 0.1, tta=("crop",)))
 
 
 def test_the_speedrun_experiment_whitens_from_its_training_images_and_records_both_accuracies():
@@ -97,8 +98,8 @@ def test_the_speedrun_experiment_whitens_from_its_training_images_and_records_bo
     assert E.batch_size(exp, get_profile("cpu")) == 256 and E.batch_size(exp, get_profile("gpu")) == 1024
     assert E.batch_size(E.get_experiment("vgg16"), get_profile("cpu")) == get_profile("cpu").batch_size
     data = D.synthetic_cifar10(n_train=600, n_test=200)
-    record, model = E.run_with_model(exp.variant("speedrun-test", epochs={"smoke": 1}, train_size={"smoke": 256}), profile="smoke", data=data,
-                                     log=lambda *a: None)
+    record, model, _ = E.run_experiment(exp.variant("speedrun-test", epochs={"smoke": 1}, train_size={"smoke": 256}),
+                                        profile="smoke", data=data, keep_model=True, log=lambda *a: None)
     assert record["adapted_layers"] == ["whiten"]
     kernel = np.asarray(model.get_layer("whiten").kernel)
     assert not np.allclose(np.abs(kernel).max(axis=(0, 1, 2)), 1.0)  # not the pixel-picking start any more
@@ -125,19 +126,19 @@ def test_speedrun_summary():
 
 def test_alternating_flip_mirrors_each_image_every_other_epoch():
     x = np.arange(6 * 4 * 4 * 1, dtype=np.float32).reshape(6, 4, 4, 1)
-    e0, e1, e2 = (T.epoch_augment(x, ("flip-alternating",), seed=3, epoch=e) for e in (0, 1, 2))
+    e0, e1, e2 = (AUG.epoch_augment(x, ("flip-alternating",), seed=3, epoch=e) for e in (0, 1, 2))
     np.testing.assert_array_equal(e0, e2)  # the same half is mirrored in every even epoch
     for i in range(len(x)):
         mirrored = np.array_equal(e0[i], x[i, :, ::-1])
         assert mirrored != np.array_equal(e0[i], x[i])  # each image is either kept or mirrored
         np.testing.assert_array_equal(e1[i], x[i] if mirrored else x[i, :, ::-1])  # and the other way next epoch
-    assert T.epoch_augment(x, ("flip",), seed=3, epoch=0) is x  # the Keras-layer augmentations are not done here
+    assert AUG.epoch_augment(x, ("flip",), seed=3, epoch=0) is x  # the Keras-layer augmentations are not done here
 
 
 def test_reflect_translation_shifts_by_at_most_two_pixels_with_mirrored_borders():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 8, 8, 2)).astype(np.float32)
-    out = T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0)
+    out = AUG.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0)
     assert out.shape == x.shape and not np.array_equal(out, x)
     padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
     shifts = set()
@@ -147,16 +148,16 @@ def test_reflect_translation_shifts_by_at_most_two_pixels_with_mirrored_borders(
         assert found, i
         shifts.add(found[0])
     assert len(shifts) == 25  # every shift in [-2, 2]^2 is drawn
-    np.testing.assert_array_equal(out, T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0))  # resumable
-    assert not np.array_equal(out, T.epoch_augment(x, ("translate-reflect",), seed=1, epoch=1))
+    np.testing.assert_array_equal(out, AUG.epoch_augment(x, ("translate-reflect",), seed=1, epoch=0))  # resumable
+    assert not np.array_equal(out, AUG.epoch_augment(x, ("translate-reflect",), seed=1, epoch=1))
 
 
 def test_triangle_schedule_runs_from_a_fifth_to_the_peak_and_down_to_seven_hundredths():
-    sched = T.OneCycle(2.0, 100, warmup=T.TRIANGLE[1], start=T.TRIANGLE[0], end=T.TRIANGLE[2])
+    sched = RC.OneCycle(2.0, 100, warmup=RC.TRIANGLE[1], start=RC.TRIANGLE[0], end=RC.TRIANGLE[2])
     lr = [float(np.asarray(sched(s))) for s in (0, 23, 100)]
     np.testing.assert_allclose(lr, [0.4, 2.0, 0.14], rtol=1e-5)
-    opt = T.make_optimizer(E.AIRBENCH_RECIPE, 100)
-    assert isinstance(opt, T.BiasScaledSGD) and opt.bias_lr_scale == 64
+    opt = RC.make_optimizer(E.AIRBENCH_RECIPE, 100)
+    assert isinstance(opt, RC.BiasScaledSGD) and opt.bias_lr_scale == 64
 
 
 def test_batch_norm_shifts_take_larger_steps_under_the_bias_scale():
@@ -166,7 +167,7 @@ def test_batch_norm_shifts_take_larger_steps_under_the_bias_scale():
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, use_bias=False),
                                   keras.layers.BatchNormalization(scale=False), keras.layers.Dense(2)])
-        model.compile(T.BiasScaledSGD(0.01, bias_lr_scale=scale), "mse")
+        model.compile(RC.BiasScaledSGD(0.01, bias_lr_scale=scale), "mse")
         kernel, beta = np.asarray(model.layers[0].kernel), np.asarray(model.layers[1].beta)
         x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
         model.fit(x, np.ones((8, 2)), verbose=0, batch_size=8)
@@ -208,10 +209,10 @@ def test_translate_tta_adds_the_shifted_views_and_reports_the_plain_accuracy():
     model = S.speedrun_net(width=0.125, whiten_bias=True, dirac=True, bn_scale=False)
     x = _images(16)
     y = np.arange(16) % 10
-    out = T.evaluate(model, x, y, tta=("flip", "translate"), probabilities=True)
+    out = EV.evaluate(model, x, y, tta=("flip", "translate"), probabilities=True)
     assert {"test_accuracy", "test_accuracy_no_tta"} <= set(out)
     np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-3)
-    plain = T.evaluate(model, x, y, probabilities=True)["probabilities"]
+    plain = EV.evaluate(model, x, y, probabilities=True)["probabilities"]
     assert not np.allclose(out["probabilities"], plain)
     assert [w.name for w in model.get_layer("whiten").trainable_weights] == ["bias"]
 

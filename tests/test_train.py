@@ -7,11 +7,12 @@ import pytest
 
 from vgglab import data as D
 from vgglab import train as T
+from vgglab import augment as AUG, recipes as RC
 from vgglab.experiments import RESULT_KEYS, prepare, run_experiment
 from vgglab.models import vgg
 from vgglab.runtime import PROFILES, get_profile, set_seed
 
-RECIPE = replace(T.RECIPES["modern"], lr=0.05, augment=("flip", "translate"))
+RECIPE = replace(RC.RECIPES["modern"], lr=0.05, augment=("flip", "translate"))
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def small_data():
 def _model(recipe=RECIPE):
     # batch norm, dropout and both augmentation layers: every kind of state a resume must restore
     return vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10, batch_norm=True, head="small",
-               head_units=16, dropout=0.3, augmentation=T.augmentation_layers(recipe, seed=0))
+               head_units=16, dropout=0.3, augmentation=AUG.augmentation_layers(recipe, seed=0))
 
 
 def _fit(data, **kw):
@@ -77,7 +78,7 @@ def test_checkpoint_of_another_model_is_refused(small_data, tmp_path):
 
 
 def test_plateau_schedule_divides_lr_by_ten(small_data):
-    recipe = replace(T.RECIPES["paper"], lr=1e-3, plateau_patience=1)
+    recipe = replace(RC.RECIPES["paper"], lr=1e-3, plateau_patience=1)
     logs = []
     result, _ = _fit(small_data, recipe=recipe, epochs=4, log=logs.append)
     lrs = result.history["lr"]
@@ -91,7 +92,7 @@ def test_plateau_schedule_divides_lr_by_ten(small_data):
 
 
 def test_onecycle_rises_then_falls():
-    s = T.OneCycle(0.1, 100)
+    s = RC.OneCycle(0.1, 100)
     values = [float(s(i)) for i in (0, 15, 50, 100)]
     assert values[0] == pytest.approx(0.01) and values[1] == pytest.approx(0.1)
     assert values[2] < values[1] and values[3] == pytest.approx(0.0, abs=1e-7)
@@ -107,9 +108,6 @@ def test_one_line_per_epoch_without_carriage_returns(small_data):
 @pytest.mark.parametrize("kw, message", [
     ({"epochs": 0}, "epochs must be a positive integer, not 0"),
     ({"batch_size": -1}, "batch_size must be a positive integer"),
-    ({"recipe": replace(RECIPE, optimizer="rmsprop")}, "unknown optimizer 'rmsprop'"),
-    ({"recipe": replace(RECIPE, schedule="cosine")}, "unknown schedule 'cosine'"),
-    ({"recipe": replace(RECIPE, augment=("rotate",))}, "unknown augmentation 'rotate'"),
 ])
 def test_fit_rejects_bad_arguments(small_data, kw, message):
     with pytest.raises(ValueError, match=message):
@@ -173,7 +171,7 @@ def test_paper_recipe_uses_its_own_batch_size():
 
     assert batch_size(EXPERIMENTS["vgg16-paper"], PROFILES["cpu"]) == 256  # the paper's batch
     assert batch_size(EXPERIMENTS["vgg16"], PROFILES["cpu"]) == PROFILES["cpu"].batch_size
-    paper = T.RECIPES["paper"]
+    paper = RC.RECIPES["paper"]
     assert (paper.momentum, paper.weight_decay, paper.lr, paper.schedule) == (0.9, 5e-4, 1e-2, "plateau")
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from vgglab import experiments as E
-from vgglab import train as T
+from vgglab import augment as AUG, dense_eval as DE, evaluate as EV
 from vgglab.data import synthetic_cifar10
-from vgglab.models import basic_cnn, to_fully_convolutional, vgg
+from vgglab.dense_eval import to_fully_convolutional
+from vgglab.models import basic_cnn, vgg
 
 
 def _x(shape, seed=0):
@@ -142,13 +143,13 @@ def test_unsupported_models_and_inputs_are_refused(make, kwargs, error, message)
 
 def test_scale_crop_is_rescale_then_crop():
     img = np.random.default_rng(2).uniform(size=(2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(T.scale_crop(img, 32, (0, 0)), img, atol=1e-6)
+    np.testing.assert_allclose(AUG.scale_crop(img, 32, (0, 0)), img, atol=1e-6)
     for size, (r, c) in ((64, (0, 0)), (64, (32, 32)), (48, (5, 11)), (40, (8, 0))):
         ref = _np(keras.ops.image.resize(img, (size, size), interpolation="bilinear"))[:, r:r + 32, c:c + 32]
-        np.testing.assert_allclose(T.scale_crop(img, size, (r, c)), ref, atol=1e-4)
-    per_image = T.scale_crop(img, [32, 64], [(0, 0), (32, 0)])
+        np.testing.assert_allclose(AUG.scale_crop(img, size, (r, c)), ref, atol=1e-4)
+    per_image = AUG.scale_crop(img, [32, 64], [(0, 0), (32, 0)])
     np.testing.assert_allclose(per_image[0], img[0], atol=1e-6)
-    np.testing.assert_allclose(per_image[1], T.scale_crop(img[1:], 64, (32, 0))[0], atol=1e-6)
+    np.testing.assert_allclose(per_image[1], AUG.scale_crop(img[1:], 64, (32, 0))[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("sizes, offsets, message", [
@@ -158,12 +159,12 @@ def test_scale_crop_is_rescale_then_crop():
 ])
 def test_scale_crop_refuses_bad_arguments(sizes, offsets, message):
     with pytest.raises(ValueError, match=message):
-        T.scale_crop(np.zeros((1, 32, 32, 3)), sizes, offsets)
+        AUG.scale_crop(np.zeros((1, 32, 32, 3)), sizes, offsets)
 
 
 def test_random_scale_crop_is_a_rescaled_crop_in_training_and_the_identity_at_inference():
     img = np.random.default_rng(3).uniform(size=(4, 16, 16, 3)).astype("float32")
-    layer = T.RandomScaleCrop(32, 32, seed=1)  # S fixed at 2x the 16-pixel side
+    layer = AUG.RandomScaleCrop(32, 32, seed=1)  # S fixed at 2x the 16-pixel side
     np.testing.assert_array_equal(_np(layer(img, training=False)), img)
     out = _np(layer(img, training=True))
     assert out.shape == img.shape and not np.allclose(out, img)
@@ -171,14 +172,14 @@ def test_random_scale_crop_is_a_rescaled_crop_in_training_and_the_identity_at_in
     for k in range(len(img)):  # each output is one of the 17 x 17 crops of the image rescaled to 32 x 32
         errors = [np.abs(big[k, r:r + 16, c:c + 16] - out[k]).max() for r in range(17) for c in range(17)]
         assert min(errors) < 1e-4
-    same = T.RandomScaleCrop(16, 16, seed=1)  # S = the image side: nothing to crop
+    same = AUG.RandomScaleCrop(16, 16, seed=1)  # S = the image side: nothing to crop
     np.testing.assert_allclose(_np(same(img, training=True)), img, atol=1e-5)
 
 
 def test_random_scale_crop_draws_different_scales_and_is_seeded():
     img = np.tile(np.linspace(0, 1, 16, dtype="float32")[None, None, :, None], (64, 16, 1, 1))
-    a = _np(T.RandomScaleCrop(16, 32, seed=5)(img, training=True))
-    b = _np(T.RandomScaleCrop(16, 32, seed=5)(img, training=True))
+    a = _np(AUG.RandomScaleCrop(16, 32, seed=5)(img, training=True))
+    b = _np(AUG.RandomScaleCrop(16, 32, seed=5)(img, training=True))
     np.testing.assert_array_equal(a, b)
     slopes = a[:, 0, -1, 0] - a[:, 0, 0, 0]  # a ramp rescaled by S/16 spans less of 0..1 when S is larger
     assert slopes.max() > 0.9 and slopes.min() < 0.6 and len(np.unique(slopes.round(3))) > 5
@@ -186,13 +187,13 @@ def test_random_scale_crop_draws_different_scales_and_is_seeded():
 
 def test_random_scale_crop_arguments():
     with pytest.raises(ValueError, match="max_size .16. must be at least min_size .32."):
-        T.RandomScaleCrop(32, 16)
+        AUG.RandomScaleCrop(32, 16)
     with pytest.raises(ValueError, match="min_size must be a positive integer"):
-        T.RandomScaleCrop(0, 16)
+        AUG.RandomScaleCrop(0, 16)
     with pytest.raises(ValueError, match="min_size 24 is smaller than the 32x32 input"):
-        vgg("A", input_shape=(32, 32, 3), num_classes=10, width=0.125, augmentation=[T.RandomScaleCrop(24, 48)])
-    layer = T.RandomScaleCrop(32, 64, seed=3, name="augment_scale")
-    again = T.RandomScaleCrop.from_config(layer.get_config())
+        vgg("A", input_shape=(32, 32, 3), num_classes=10, width=0.125, augmentation=[AUG.RandomScaleCrop(24, 48)])
+    layer = AUG.RandomScaleCrop(32, 64, seed=3, name="augment_scale")
+    again = AUG.RandomScaleCrop.from_config(layer.get_config())
     assert (again.min_size, again.max_size, again.seed, again.name) == (32, 64, 3, "augment_scale")
 
 
@@ -203,7 +204,7 @@ def test_random_scale_crop_arguments():
 def test_dense_scores_single_scale_equals_the_fc_model_and_flips_are_mirrored_inputs():
     model = vgg("A", input_shape=(32, 32, 3), num_classes=10, width=0.125, head="small", batch_norm=True)
     x = _x((5, 32, 32, 3), seed=4)
-    scores = T.dense_scores(model, x, sizes=(32, 64), flips=(False, True), chunk=3)
+    scores = DE.dense_scores(model, x, sizes=(32, 64), flips=(False, True), chunk=3)
     assert sorted(scores) == [(32, False), (32, True), (64, False), (64, True)]
     np.testing.assert_allclose(scores[(32, False)], model.predict(x, verbose=0), atol=1e-5)
     np.testing.assert_allclose(scores[(32, True)], model.predict(x[:, :, ::-1], verbose=0), atol=1e-5)
@@ -211,19 +212,19 @@ def test_dense_scores_single_scale_equals_the_fc_model_and_flips_are_mirrored_in
     maps = to_fully_convolutional(model).predict(big, verbose=0)
     np.testing.assert_allclose(scores[(64, False)], maps.mean(axis=(1, 2)), atol=1e-5)
     assert all(np.allclose(s.sum(-1), 1.0, atol=1e-5) for s in scores.values())
-    assert T.dense_scores(model, x).keys() == {(32, False)}
+    assert DE.dense_scores(model, x).keys() == {(32, False)}
 
 
 def test_combined_accuracy_averages_the_named_scores():
     y = np.array([0, 1, 1])
     scores = {(32, False): np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]),
               (48, False): np.array([[0.4, 0.6], [0.1, 0.9], [0.3, 0.7]])}
-    acc = T.combined_accuracy(scores, y, {"a": [(32, False)], "b": [(48, False)], "ab": list(scores)})
+    acc = DE.combined_accuracy(scores, y, {"a": [(32, False)], "b": [(48, False)], "ab": list(scores)})
     assert acc == {"a": pytest.approx(2 / 3), "b": pytest.approx(2 / 3), "ab": 1.0}
     with pytest.raises(ValueError, match=r"combination 'c' needs scores \[\(64, False\)\]"):
-        T.combined_accuracy(scores, y, {"c": [(64, False)]})
+        DE.combined_accuracy(scores, y, {"c": [(64, False)]})
     with pytest.raises(ValueError, match="scores are for 3 images but y has 2 labels"):
-        T.combined_accuracy(scores, y[:2], {"a": [(32, False)]})
+        DE.combined_accuracy(scores, y[:2], {"a": [(32, False)]})
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -234,7 +235,7 @@ def test_combined_accuracy_averages_the_named_scores():
 def test_dense_scores_refuses_bad_arguments(kwargs, message):
     model = vgg("A", input_shape=(32, 32, 3), num_classes=10, width=0.125, head="small")
     with pytest.raises(ValueError, match=message):
-        T.dense_scores(model, _x((2, 32, 32, 3)), **kwargs)
+        DE.dense_scores(model, _x((2, 32, 32, 3)), **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,14 +259,14 @@ def test_vgg_a4_experiments_build_convertible_models():
     assert to_fully_convolutional(model, (64, 64, 3)).output_shape == (None, 3, 3, 10)
 
 
-def test_run_with_model_returns_the_trained_model(tmp_path):
+def test_keep_model_returns_the_trained_model(tmp_path):
     exp = E.EXPERIMENTS["vgg-a4-jitter"].variant(
         "tiny", build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
                                           batch_norm=True, head="small", head_units=16),
         epochs={"smoke": 1})
     data = synthetic_cifar10(n_train=300, n_test=100)
-    record, model = E.run_with_model(exp, profile="smoke", data=data, out=tmp_path, log=lambda s: None)
+    record, model, _ = E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, keep_model=True, log=lambda s: None)
     splits = E.prepare(data, E.get_profile("smoke"))
-    assert T.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"] == record["test_accuracy"]
+    assert EV.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"] == record["test_accuracy"]
     with pytest.raises(ValueError, match="had already finished, so no model was trained"):
-        E.run_with_model(exp, profile="smoke", data=data, out=tmp_path, resume=True, log=lambda s: None)
+        E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, resume=True, keep_model=True, log=lambda s: None)

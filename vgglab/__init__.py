@@ -25,9 +25,10 @@ from dataclasses import dataclass as _dataclass  # noqa: E402
 from vgglab.runtime import PROFILES, VERSION as __version__, Profile, get_profile  # noqa: E402
 from vgglab.runtime import device_name as _device_name, set_seed as _set_seed  # noqa: E402
 from vgglab.data import CLASS_NAMES_EN, CLASS_NAMES_KO, describe_source as _describe_source, load_cifar10  # noqa: E402
+from vgglab.data import load_for_profile  # noqa: E402
 from vgglab.models import CONFIGS, basic_cnn, vgg  # noqa: E402
 from vgglab.plots import use_korean_font as _use_korean_font  # noqa: E402
-from vgglab.experiments import EXPERIMENTS, load_for_profile, run_experiment  # noqa: E402
+from vgglab.experiments import EXPERIMENTS, run_experiment  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES_EN",

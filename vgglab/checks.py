@@ -29,3 +29,20 @@ def keras_object(kind: str, getter, value):
         return getter(value)
     except (ValueError, TypeError) as e:
         raise ValueError(f"unknown {kind} {value!r}: {e}") from None
+
+
+def check_xy(model: keras.Model, x, y, x_name: str = "x", y_name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Images that fit the model's input, and as many integer labels, each a class of the model's output."""
+    x, y = np.asarray(x), np.asarray(y)
+    want = tuple(model.input_shape[1:])
+    if x.ndim != len(want) + 1 or any(w is not None and w != v for w, v in zip(want, x.shape[1:])):
+        raise ValueError(f"{x_name} must have shape (N, {', '.join(map(str, want))}) for model {model.name!r}, "
+                         f"not {x.shape}")
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or len(y) == 0):
+        raise ValueError(f"{y_name} must be a 1-D array of integer class labels, not shape {y.shape} and dtype {y.dtype}")
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"{x_name} has {len(x)} images but {y_name} has {len(y)} labels")
+    num_classes = model.output_shape[-1]
+    if y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(f"{y_name} labels must lie in 0..{num_classes - 1}; found {y.min()}..{y.max()}")
+    return x, y

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vgglab.files import atomic_write
-from vgglab.runtime import check_seed
+from vgglab.runtime import Profile, check_seed, get_profile
 
 CLASS_NAMES_EN = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CLASS_NAMES_KO = ("비행기", "자동차", "새", "고양이", "사슴", "개", "개구리", "말", "배", "트럭")
@@ -102,7 +102,7 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
         raise DataUnavailableError(f"CIFAR-10 source not found: {str(path)!r} "
                                    f"(expected a folder or .tar.gz of class folders, or cifar-10-python.tar.gz)")
     cache_file = _cache_file(Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(),
-                             _content_key(path))
+                             content_key(path))
     cached = _read_cache(cache_file, str(path))
     if cached is not None:
         return cached
@@ -291,7 +291,7 @@ def _from_batches(batches: dict[str, bytes], source: str) -> CIFAR10Data:
 # Cache
 
 
-def _content_key(path: Path) -> str:
+def content_key(path: Path) -> str:
     """SHA-256 of the source's bytes (for a folder: of every file's relative name and bytes)."""
     h = hashlib.sha256(f"vgglab-cache-{_CACHE_FORMAT}".encode())
     if path.is_dir():
@@ -458,3 +458,27 @@ def _check_images(x) -> np.ndarray:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise ValueError(f"images must be uint8 of shape (N, H, W, 3), got dtype {x.dtype} and shape {x.shape}")
     return x
+
+
+def load_for_profile(profile: "str | Profile", source=None, log=print) -> CIFAR10Data:
+    """CIFAR-10 for a profile. Only ``smoke`` may fall back to synthetic data, and it says so loudly.
+
+    Args:
+        profile: ``"smoke"``, ``"cpu"``, ``"gpu"`` or a ``Profile``.
+        source: as for ``vgglab.load_cifar10``.
+        log: where the fallback warning goes.
+
+    Returns:
+        The whole ``CIFAR10Data``; ``prepare`` and ``run_experiment`` take the profile's subsets from it.
+    """
+    profile = get_profile(profile)
+    try:
+        return load_cifar10(source)
+    except DataUnavailableError as e:
+        if not profile.allow_synthetic:
+            raise
+        log("!" * 72)
+        log(f"!! 경고: CIFAR-10을 읽을 수 없어 합성 데이터(synthetic)로 대신합니다. ({e})")
+        log("!! 이 결과는 CIFAR-10의 결과가 아닙니다. VGGLAB_CIFAR10을 설정하세요.")
+        log("!" * 72)
+        return synthetic_cifar10(n_train=2_000, n_test=1_000)

@@ -8,25 +8,30 @@ returns a record (written atomically as ``result.json`` when ``out`` is given).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import keras
 import numpy as np
 
-from vgglab import data as D
-from vgglab import distribute as DP
-from vgglab import train as T
+from vgglab import distribute, train
+from vgglab.data import (CIFAR10Data, channel_stats, content_key, load_for_profile, normalize, stratified_indices,
+                         train_val_split)
+from vgglab.augment import RandomScaleCrop, augmentation_layers
+from vgglab.evaluate import ensemble_scores, evaluate, no_retracing_warnings
+from vgglab.recipes import RECIPES, Recipe, check_recipe
 from vgglab.checks import keras_object, positive_int
-from vgglab.files import atomic_write, write_json
-from vgglab.models import basic_cnn, vgg
+from vgglab.files import write_json
+from vgglab.records import PREDICTIONS_FILE, load_records, save_predictions
+from vgglab.tables import text_table
+from vgglab.lineage import alexnet, cifar_resnet, googlenet_mini, lenet5
+from vgglab.cnn import basic_cnn
+from vgglab.vggnet import HEADS, resolve_config, vgg
 from vgglab.runtime import (Profile, check_seed, device_name, get_profile, precision_policy, resolve_precision,
                             set_seed, versions)
 from vgglab.speedrun import AIRBENCH, SpeedrunBuild, adapt_layers
@@ -39,8 +44,8 @@ RESULT_KEYS = ("experiment", "profile", "dataset", "backend", "device", "seed", 
 class Experiment:
     name: str
     title: str
-    build: Callable[[Profile, T.Recipe, int], keras.Model]  # (profile, recipe, seed) -> uncompiled model
-    recipe: T.Recipe
+    build: Callable[[Profile, Recipe, int], keras.Model]  # (profile, recipe, seed) -> uncompiled model
+    recipe: Recipe
     epochs: dict  # profile name -> epochs
     train_size: dict = field(default_factory=dict)  # profile name -> override of the profile's train_size
     batch_sizes: dict = field(default_factory=dict)  # profile name -> batch size, over the recipe's and the profile's
@@ -48,7 +53,7 @@ class Experiment:
     def __post_init__(self):
         if not callable(self.build):
             raise TypeError(f"build must be callable (profile, recipe, seed) -> model, not {self.build!r}")
-        T.check_recipe(self.recipe)
+        check_recipe(self.recipe)
         for label, table in (("epochs", self.epochs), ("train_size", self.train_size)):
             if not isinstance(table, dict):
                 raise TypeError(f"{label} must be a dict of profile name -> count such as {{'smoke': 2}}, not {table!r}")
@@ -70,39 +75,39 @@ class Experiment:
         Without a ``title`` the variant's title is the base title with the changed recipe fields after it
         (``"... Adam 1e-4 (바꾼 설정: optimizer sgd, lr 0.01)"``), so a log never shows a variant under its base's name.
         """
-        recipe_fields = {k: changes.pop(k) for k in list(changes) if k in T.Recipe.__dataclass_fields__}
+        recipe_fields = {k: changes.pop(k) for k in list(changes) if k in Recipe.__dataclass_fields__}
         unknown = sorted(set(changes) - set(self.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown experiment field {unknown[0]!r}; change one of "
-                             f"{', '.join([*self.__dataclass_fields__, *T.Recipe.__dataclass_fields__])}")
+                             f"{', '.join([*self.__dataclass_fields__, *Recipe.__dataclass_fields__])}")
         recipe = changes.pop("recipe", self.recipe)
         if recipe_fields:
             recipe = replace(recipe, **recipe_fields)
         if title is None and recipe_fields:
             title = f"{self.title} (바꾼 설정: {', '.join(f'{k} {v}' for k, v in recipe_fields.items())})"
-        return replace(self, name=name, title=title or self.title, recipe=T.check_recipe(recipe), **changes)
+        return replace(self, name=name, title=title or self.title, recipe=check_recipe(recipe), **changes)
 
 
-def _vgg16(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+def _vgg16(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
     return vgg("D", input_shape=(32, 32, 3), num_classes=10, batch_norm=True, width=profile.width, head="small",
-               dropout=0.5, initializer="he_normal", augmentation=T.augmentation_layers(recipe, seed), name="vgg16_bn")
+               dropout=0.5, initializer="he_normal", augmentation=augmentation_layers(recipe, seed), name="vgg16_bn")
 
 
-def _vgg16_paper(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+def _vgg16_paper(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
     return vgg("D", input_shape=(32, 32, 3), num_classes=10, width=profile.width, head="paper", dropout=0.5,
                initializer="glorot_uniform", name="vgg16")
 
 
-def _basic(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
-    return basic_cnn(augmentation=T.augmentation_layers(recipe, seed))
+def _basic(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
+    return basic_cnn(augmentation=augmentation_layers(recipe, seed))
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "vgg16": Experiment("vgg16", "VGG-16 + 배치 정규화, CIFAR-10용 (현대적 레시피)", _vgg16, T.RECIPES["modern"],
+    "vgg16": Experiment("vgg16", "VGG-16 + 배치 정규화, CIFAR-10용 (현대적 레시피)", _vgg16, RECIPES["modern"],
                         {"smoke": 3, "cpu": 4, "gpu": 60}),
     "vgg16-paper": Experiment("vgg16-paper", "VGG-16 (배치 정규화 없음), 논문의 학습 레시피를 CIFAR-10에", _vgg16_paper,
-                              T.RECIPES["paper"], {"smoke": 1, "cpu": 4, "gpu": 74}),
-    "basic-cnn": Experiment("basic-cnn", "기본 CNN: 합성곱 2층 + 완전 연결 384, 시그모이드", _basic, T.RECIPES["adam"],
+                              RECIPES["paper"], {"smoke": 1, "cpu": 4, "gpu": 74}),
+    "basic-cnn": Experiment("basic-cnn", "기본 CNN: 합성곱 2층 + 완전 연결 384, 시그모이드", _basic, RECIPES["adam"],
                             {"smoke": 4, "cpu": 6, "gpu": 30}, {"smoke": 3_000}),
 }
 
@@ -139,47 +144,23 @@ class Splits:
     source: str
 
 
-def load_for_profile(profile: "str | Profile", source=None, log=print) -> D.CIFAR10Data:
-    """CIFAR-10 for a profile. Only ``smoke`` may fall back to synthetic data, and it says so loudly.
-
-    Args:
-        profile: ``"smoke"``, ``"cpu"``, ``"gpu"`` or a ``Profile``.
-        source: as for ``vgglab.data.load_cifar10``.
-        log: where the fallback warning goes.
-
-    Returns:
-        The whole ``CIFAR10Data``; ``prepare`` and ``run_experiment`` take the profile's subsets from it.
-    """
-    profile = get_profile(profile)
-    try:
-        return D.load_cifar10(source)
-    except D.DataUnavailableError as e:
-        if not profile.allow_synthetic:
-            raise
-        log("!" * 72)
-        log(f"!! 경고: CIFAR-10을 읽을 수 없어 합성 데이터(synthetic)로 대신합니다. ({e})")
-        log("!! 이 결과는 CIFAR-10의 결과가 아닙니다. VGGLAB_CIFAR10을 설정하세요.")
-        log("!" * 72)
-        return D.synthetic_cifar10(n_train=2_000, n_test=1_000)
-
-
-def prepare(data: D.CIFAR10Data, profile: "str | Profile", *, normalization: str = "minus_one_one", seed: int = 0,
+def prepare(data: CIFAR10Data, profile: "str | Profile", *, normalization: str = "minus_one_one", seed: int = 0,
             train_size: int | None = None) -> Splits:
     """Split off validation images, take the profile's class-balanced subsets, normalise to float32."""
     _check_data(data)
     profile = get_profile(profile)
-    (x_tr, y_tr), (x_val, y_val) = D.train_val_split(data.x_train, data.y_train,
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(data.x_train, data.y_train,
                                                      min(profile.val_size, len(data.y_train) // 5), seed)
     n_train = train_size if train_size is not None else profile.train_size
     if n_train is not None and n_train < len(y_tr):
-        keep = D.stratified_indices(y_tr, n_train, seed)
+        keep = stratified_indices(y_tr, n_train, seed)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     x_te, y_te = data.x_test, data.y_test
     if profile.test_size is not None and profile.test_size < len(y_te):
-        keep = D.stratified_indices(y_te, profile.test_size, seed)
+        keep = stratified_indices(y_te, profile.test_size, seed)
         x_te, y_te = x_te[keep], y_te[keep]
-    stats = D.channel_stats(x_tr) if normalization == "standardize" else None
-    norm = lambda x: D.normalize(x, normalization, stats)  # noqa: E731
+    stats = channel_stats(x_tr) if normalization == "standardize" else None
+    norm = lambda x: normalize(x, normalization, stats)  # noqa: E731
     return Splits(norm(x_tr), y_tr, norm(x_val), y_val, norm(x_te), y_te, data.name, data.source)
 
 
@@ -188,9 +169,9 @@ def _check_out(out) -> None:
         raise TypeError(f"out must be a folder path or None, not {type(out).__name__} {out!r}")
 
 
-def _check_data(data) -> D.CIFAR10Data:
-    if not isinstance(data, D.CIFAR10Data):
-        raise TypeError(f"data must be a vgglab.data.CIFAR10Data (from load_cifar10 or load_for_profile), "
+def _check_data(data) -> CIFAR10Data:
+    if not isinstance(data, CIFAR10Data):
+        raise TypeError(f"data must be a vgglab.CIFAR10Data (from load_cifar10 or load_for_profile), "
                         f"not {type(data).__name__}")
     return data
 
@@ -213,7 +194,7 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
               "test_size": profile.test_size, "recipe": asdict(exp.recipe), "dataset": dataset,
               "source_sha256": _source_id(source), "backend": keras.backend.backend()}
     if distribution is not None:
-        config["distribution"] = DP.describe(distribution)
+        config["distribution"] = distribute.describe(distribution)
     if precision != "float32":
         config["precision"] = precision
     return json.loads(json.dumps(config))
@@ -221,7 +202,7 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
 
 def _source_id(source: str) -> str:
     path = Path(source)
-    return D._content_key(path)[:16] if path.exists() else source
+    return content_key(path)[:16] if path.exists() else source
 
 
 def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | None]:
@@ -252,7 +233,7 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
 def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
                    progress_every: float | None = None, distribution=None, train_size: int | None = None,
-                   precision: str = "float32", log=print) -> dict:
+                   precision: str = "float32", keep_model: bool = False, log=print) -> "dict | Run":
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
 
     Args:
@@ -263,10 +244,12 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
             run in it from its last epoch.
         source, data: where CIFAR-10 comes from, or the loaded ``CIFAR10Data`` itself.
         progress_every: seconds between progress lines inside an epoch (None: one line per epoch).
+        keep_model: also return the trained model and the data it used, as a ``Run``.
 
     Returns:
         The record: the experiment, profile, data, backend, device, precision, seed, per-epoch history, test
-        accuracy and confusion matrix, times and versions (also written to ``out/result.json``).
+        accuracy and confusion matrix, times and versions (also written to ``out/result.json``). With
+        ``keep_model=True``, a ``Run(record, model, splits)``: ``record, model, splits = run_experiment(...)``.
 
     ``train_size`` trains on that many training images (a class-balanced subset) instead of the number the
     experiment and profile set, for a quicker try; the record's ``config`` holds it, so a resume must match it.
@@ -286,13 +269,13 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
             raise ValueError(f"train_size must be a positive integer (a number of training images), not {train_size!r}")
         exp = replace(exp, train_size={**exp.train_size, prof.name: int(train_size)})
     if distribution is not None:  # a wrong object or a batch size that does not split fails before loading data
-        DP.check_batches(distribution, batch_size(exp, prof), 0)
+        distribute.check_batches(distribution, batch_size(exp, prof), 0)
     if epochs is None:
         epochs = exp.epochs_for(prof)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
     seed = check_seed(seed)  # every argument is checked before anything is loaded or written
-    T.check_progress_every(progress_every)
+    train.check_progress_every(progress_every)
     _check_out(out)
     if data is not None:
         _check_data(data)
@@ -302,6 +285,9 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution, precision)
     ckpt, done = _prepare_out(Path(out), config, resume) if out is not None else (None, None)
     if done is not None:
+        if keep_model:
+            raise ValueError(f"the run in {str(out)!r} had already finished, so no model was trained; load it from its "
+                             "checkpoint or use another out directory")
         log(f"{out} 의 실행은 이미 끝났습니다: 테스트 정확도 {done['test_accuracy']:.1%}")
         return done
     if resume and ckpt is not None and not ckpt.exists():
@@ -309,16 +295,16 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     set_seed(seed)
     splits = prepare(data, prof, normalization=exp.recipe.normalization, seed=seed,
                      train_size=exp.train_size.get(prof.name))
-    with DP.scope(distribution), precision_policy(precision):
+    with distribute.scope(distribution), precision_policy(precision), no_retracing_warnings():
         model = exp.build(prof, exp.recipe, seed)
         adapted = adapt_layers(model, splits.x_train, seed)  # e.g. the speed run's patch whitening
         log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
             f" · 검증 {len(splits.y_val):,}장 · 테스트 {len(splits.y_test):,}장 · 파라미터 {model.count_params():,}개")
-        fit = T.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
+        fit = train.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
                     epochs=int(epochs), batch_size=batch_size(exp, prof), seed=seed, checkpoint=ckpt, resume=resume,
                     progress_every=progress_every, distribution=distribution, log=log)
         t_eval = time.perf_counter()
-        test = T.evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
+        test = evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
         eval_seconds = time.perf_counter() - t_eval
         probabilities = test.pop("probabilities")
     if exp.recipe.tta:
@@ -333,7 +319,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         "epochs": int(epochs), **test, "history": fit.history,
         "wall_seconds": round(time.perf_counter() - t_start, 2), "train_seconds": round(fit.train_seconds, 2),
         "eval_seconds": round(eval_seconds, 2), "adapted_layers": adapted,
-        "train_images_per_second": round(T.steady_images_per_second(fit.history), 1),
+        "train_images_per_second": round(train.steady_images_per_second(fit.history), 1),
         "resumed_from_epoch": fit.resumed_from_epoch, "params": int(model.count_params()),
         "config": config, "versions": versions(), "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "started_at": started, "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -341,7 +327,16 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     if out is not None:  # the test predictions first, so that a finished result.json always has them beside it
         save_predictions(Path(out) / PREDICTIONS_FILE, probabilities, splits.y_test)
         write_json(Path(out) / "result.json", record)
-    return record
+    return Run(record, model, splits) if keep_model else record
+
+
+class Run(NamedTuple):
+    """A run with its trained model (``run_experiment(..., keep_model=True)``): for weight statistics, ensembles and
+    evaluations of one's own. ``splits`` are the arrays it trained, validated and was tested on."""
+
+    record: dict
+    model: keras.Model
+    splits: Splits
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,8 +371,6 @@ class VGGBuild:
     def __post_init__(self):
         if isinstance(self.config, list):
             object.__setattr__(self, "config", tuple(self.config))
-        from vgglab.models import HEADS, resolve_config
-
         for label in ("l1", "l2"):
             v = getattr(self, label)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
@@ -423,12 +416,12 @@ class VGGBuild:
             return keras.regularizers.L1(self.l1)
         return keras.regularizers.L2(self.l2) if self.l2 else None
 
-    def __call__(self, profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    def __call__(self, profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
         return vgg(list(self.config) if isinstance(self.config, tuple) else self.config, input_shape=(32, 32, 3),
                    num_classes=10, batch_norm=self.batch_norm, activation=self.activation,
                    initializer=self.keras_initializer(), dropout=self.dropout, width=self.width or profile.width,
                    head=self.head, head_units=self.head_units, regularizer=self.regularizer(),
-                   augmentation=T.augmentation_layers(recipe, seed))
+                   augmentation=augmentation_layers(recipe, seed))
 
     def describe(self) -> str:
         """The choices in a few words: ``B · relu · glorot_uniform · BN · 드롭아웃 0.3 · L2 0.0005``."""
@@ -440,40 +433,7 @@ class VGGBuild:
         return " · ".join(parts)
 
 
-class _KeepModel:
-    """A build that remembers the model it built, so that the caller gets the trained model back."""
-
-    def __init__(self, build):
-        self.build, self.model = build, None
-
-    def __call__(self, profile, recipe, seed):
-        self.model = self.build(profile, recipe, seed)
-        return self.model
-
-
-def run_with_model(name: "str | Experiment", **kwargs) -> tuple[dict, keras.Model]:
-    """``run_experiment`` that also returns the trained model (for weight statistics and ensembles).
-
-    Args:
-        name: as for ``run_experiment``; every keyword argument is passed on to it.
-
-    Returns:
-        ``(record, model)``: the record and the trained Keras model.
-
-    TensorFlow's warning that new models' functions were traced again ("triggered tf.function retracing") is
-    expected when one process trains many models, and is kept out of the output.
-    """
-    exp = get_experiment(name)
-    keep = _KeepModel(exp.build)
-    with T.no_retracing_warnings():
-        record = run_experiment(replace(exp, build=keep), **kwargs)
-    if keep.model is None:
-        raise ValueError(f"the run of {exp.name!r} in {str(kwargs.get('out'))!r} had already finished, so no model "
-                         "was trained; load it from its checkpoint or use another out directory")
-    return record, keep.model
-
-
-def experiment_splits(name: "str | Experiment", profile: str | Profile | None, data: D.CIFAR10Data,
+def experiment_splits(name: "str | Experiment", profile: str | Profile | None, data: CIFAR10Data,
                       seed: int = 0) -> Splits:
     """The training, validation and test arrays that ``run_experiment(name, seed=seed)`` uses."""
     exp, prof = get_experiment(name), get_profile(profile)
@@ -491,7 +451,7 @@ def overfit_summary(record: dict, model: keras.Model, splits: Splits) -> dict:
         raise TypeError(f"record must be the dict that run_experiment returns, not {type(record).__name__}")
     if not record.get("history", {}).get("val_accuracy"):
         raise ValueError("the record has no validation accuracy; run with a profile that keeps validation images")
-    train = T.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
+    train = evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
     val = record["history"]["val_accuracy"][-1]
     return {"train_accuracy": train, "val_accuracy": val, "test_accuracy": record["test_accuracy"], "gap": train - val}
 
@@ -501,7 +461,7 @@ def overfit_summary(record: dict, model: keras.Model, splits: Splits) -> dict:
 # penalty in the loss and weight decay are the same update, so L1 and L2 are compared as the same kind of loss term.
 REG_BUILD = VGGBuild((64, "M", 128, "M", 256, "M"), activation="relu", initializer="he_normal", batch_norm=True,
                      head="small")
-REG_RECIPE = T.Recipe("sgd-momentum", "sgd", 0.05, momentum=0.9, batch_size=32,
+REG_RECIPE = Recipe("sgd-momentum", "sgd", 0.05, momentum=0.9, batch_size=32,
                       notes="모멘텀 0.9의 SGD, 학습률 0.05 고정, 배치 32")
 REG_L2, REG_L1 = 5e-3, 5e-4  # strong enough to see within a few hundred steps
 EXPERIMENTS["reg-none"] = Experiment("reg-none", "규제 실험: 합성곱 3층 VGG + BN, 규제 없음", REG_BUILD, REG_RECIPE,
@@ -516,7 +476,7 @@ EXPERIMENTS["reg-augment"] = EXPERIMENTS["reg-none"].variant("reg-augment", "규
 # VGG-16, most parameters sit in the fully connected layers; 2,000 training images make it overfit within minutes.
 # Adam with a one-cycle rate ends at lr 0, so the last epoch's figures do not wobble.
 FC_BUILD = VGGBuild((64, "M", 128, "M", 256, "M"), initializer="he_normal", head="paper")
-FC_RECIPE = T.Recipe("adam-onecycle", "adam", 1e-3, schedule="onecycle",
+FC_RECIPE = Recipe("adam-onecycle", "adam", 1e-3, schedule="onecycle",
                      notes="Adam, 학습률을 0.001까지 올렸다가 0까지 선형으로 내림")
 EXPERIMENTS["fc-none"] = Experiment("fc-none", "완전 연결층 실험: 합성곱 3층 + 논문 head, 드롭아웃 없음", FC_BUILD,
                                     FC_RECIPE, {"smoke": 10, "cpu": 15, "gpu": 30},
@@ -557,14 +517,14 @@ def _ladder() -> list[LadderStep]:
     budget = {"epochs": LADDER_EPOCHS, "train_size": LADDER_TRAIN_SIZE}
     s1 = EXPERIMENTS["basic-cnn"].variant("ladder-01-basic", "사다리 1: 기본 CNN (합성곱 2층, 시그모이드)",
                                           normalization="unit", batch_size=LADDER_BATCH_SIZE, **budget)
-    sgd = T.Recipe("sgd-momentum", "sgd", 0.01, momentum=0.9, normalization="unit", batch_size=LADDER_BATCH_SIZE,
+    sgd = Recipe("sgd-momentum", "sgd", 0.01, momentum=0.9, normalization="unit", batch_size=LADDER_BATCH_SIZE,
                    notes="모멘텀 SGD, 학습률 0.01")
     s2 = s1.variant("ladder-02-vgg-sigmoid", "사다리 2: 합성곱 10층 VGG (구성 B), 시그모이드, N(0, 0.01²)",
                     build=VGGBuild("B", activation="sigmoid", initializer="normal(0.01)"), recipe=sgd)
     s3 = s2.variant("ladder-03-relu", "사다리 3: ReLU", build=s2.build.but(activation="relu"))
     s4 = s3.variant("ladder-04-xavier", "사다리 4: Xavier 초기화", build=s3.build.but(initializer="glorot_uniform"))
     s5 = s4.variant("ladder-05-adam", "사다리 5: Adam (학습률 1e-4)",
-                    recipe=T.Recipe("adam-1e-4", "adam", 1e-4, normalization="unit", batch_size=LADDER_BATCH_SIZE,
+                    recipe=Recipe("adam-1e-4", "adam", 1e-4, normalization="unit", batch_size=LADDER_BATCH_SIZE,
                                     notes="Adam, 학습률 1e-4"))
     s6 = s5.variant("ladder-06-normalize", "사다리 6: 입력을 [-1, 1]로", normalization="minus_one_one")
     s7 = s6.variant("ladder-07-bn", "사다리 7: 배치 정규화", build=s6.build.but(batch_norm=True))
@@ -616,22 +576,18 @@ class LadderResult:
 
     def table(self) -> str:
         """The ladder as text: mean ± sample standard deviation over seeds, and the workshop's figure."""
-        lines = [f"{'단계':<4}{'기법':<12}{'테스트 정확도':>16}{'워크숍':>8}",
-                 "-" * 44]
-        for r in self.rows:
-            acc = (f"{r['mean']:.1%} ± {r['std']:.1%}" if r["std"] is not None else f"{r['mean']:.1%}")
-            rep = f"{r['reported']:.1%}" if r["reported"] is not None else "—"
-            lines.append(f"{r['step']:>3}  {r['label']:<12}{acc:>16}{rep:>9}")
-        lines.append(f"프로파일 {self.profile} · 데이터 {self.dataset} · 시드 {', '.join(map(str, self.seeds))}"
-                     f" · {self.seconds / 60:.1f}분")
-        return "\n".join(lines)
+        rows = [(r["step"], r["label"], f"{r['mean']:.1%} ± {r['std']:.1%}" if r["std"] is not None else
+                 f"{r['mean']:.1%}", f"{r['reported']:.1%}" if r["reported"] is not None else "—") for r in self.rows]
+        return (text_table(["단계", "기법", "테스트 정확도", "워크숍"], rows, right=(0, 2, 3))
+                + f"\n프로파일 {self.profile} · 데이터 {self.dataset} · 시드 {', '.join(map(str, self.seeds))}"
+                f" · {self.seconds / 60:.1f}분")
 
     def to_json(self) -> dict:
         return {"profile": self.profile, "dataset": self.dataset, "seeds": list(self.seeds),
                 "seconds": round(self.seconds, 1), "rows": self.rows, "ensemble": self.ensemble}
 
 
-def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | None = None, seeds=None,
+def run_ladder(profile: str | Profile | None = None, *, data: CIFAR10Data | None = None, seeds=None,
                out: str | os.PathLike | None = None, steps: list[LadderStep] | None = None, source=None,
                epoch_logs: bool = True, log=print) -> LadderResult:
     """Run every ladder step for several seeds at the profile's ladder budget and tabulate the test accuracy.
@@ -680,16 +636,15 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
             for seed in seeds:
                 if epoch_logs:
                     log(f"── 사다리 {step.number}단계 ({step.label}) · 시드 {seed}")
-                record, model = run_with_model(exp, profile=prof, data=data, seed=seed,
-                                               log=log if epoch_logs else (lambda s: None))
+                record, model, splits = run_experiment(exp, profile=prof, data=data, seed=seed, keep_model=True,
+                                                       log=log if epoch_logs else (lambda s: None))
                 if not epoch_logs:
                     log(f"{step.number:>2}단계 {step.label} · 시드 {seed} · 테스트 정확도 {record['test_accuracy']:.1%}"
                         f" · 마지막 에포크 학습 손실 {record['history']['loss'][-1]:.3f} · {record['wall_seconds']:.0f}초")
                 record["ladder_step"], record["test_images"] = step.number, len(data.y_test)
                 if exp.name in keep:
-                    x_test = experiment_splits(exp, prof, data, seed).x_test
-                    with T.no_retracing_warnings():
-                        probs.setdefault(exp.name, []).append(model.predict(x_test, batch_size=256, verbose=0))
+                    with no_retracing_warnings():
+                        probs.setdefault(exp.name, []).append(model.predict(splits.x_test, batch_size=256, verbose=0))
                 del model
                 keras.backend.clear_session()
                 records[exp.name].append(record)
@@ -700,7 +655,7 @@ def run_ladder(profile: str | Profile | None = None, *, data: D.CIFAR10Data | No
             rows.append(_ladder_row(step, accs, secs))
         else:
             splits = experiment_splits(step.ensemble_of, prof, data, seeds[0])
-            ensemble = T.ensemble_scores(probs[step.ensemble_of], splits.y_test)
+            ensemble = ensemble_scores(probs[step.ensemble_of], splits.y_test)
             ensemble.update({"experiment": step.name, "test_accuracy": ensemble["ensemble_accuracy"],
                              "ensemble_of": step.ensemble_of, "seeds": list(seeds),
                              "profile": prof.name, "dataset": data.name, "data_source": data.source,
@@ -769,34 +724,6 @@ def _ladder_row(step: LadderStep, accs: list, seconds: float) -> dict:
             "seconds": round(seconds, 1)}
 
 
-def load_records(folder: str | os.PathLike, experiment: str | None = None, profile: str | None = None) -> list[dict]:
-    """Every ``result.json`` under ``folder`` (recursively), optionally only one experiment's or profile's.
-
-    Each record gets ``"path"``, the file it came from. A folder that does not exist holds no records
-    (say, a chapter opened in Colab without the repository's ``book/results``). A file that is not a
-    record raises ValueError naming it.
-    """
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"folder must be a path, not {type(folder).__name__} {folder!r}")
-    root = Path(folder)
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"{str(root)!r} is a file, not a folder of result.json files")
-    out = []
-    for path in sorted(root.rglob("result.json")) if root.is_dir() else []:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"unreadable record {str(path)!r}: {e}") from None
-        if not isinstance(record, dict) or "experiment" not in record or "test_accuracy" not in record:
-            raise ValueError(f"{str(path)!r} is not a vgglab result record (no experiment or test_accuracy)")
-        if experiment is not None and record["experiment"] != experiment:
-            continue
-        if profile is not None and record.get("profile") != profile:
-            continue
-        out.append({**record, "path": str(path)})
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # The ladder of a CIFAR-10 workshop on VGG configuration B (10 convolutions, the small head, no dropout):
 # which activation and which initialisation let a plain 10-convolution network learn at all.
@@ -814,10 +741,10 @@ def vgg_b_builder(activation="relu", initializer="he_normal", batch_norm: bool =
     keras_object("activation", keras.activations.get, activation)  # fail here, not in the middle of a run
     keras_object("initializer", keras.initializers.get, initializer)
 
-    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    def build(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
         return vgg("B", input_shape=(32, 32, 3), num_classes=10, activation=activation, initializer=initializer,
                    batch_norm=batch_norm, dropout=0.0, width=profile.width, head="small",
-                   augmentation=T.augmentation_layers(recipe, seed), name=name or "vgg_b")
+                   augmentation=augmentation_layers(recipe, seed), name=name or "vgg_b")
 
     return build
 
@@ -828,20 +755,20 @@ _LADDER_TRAIN = {"cpu": 3_000}
 
 EXPERIMENTS.update({
     "vggb-sigmoid": Experiment("vggb-sigmoid", "합성곱 10층(VGG 구성 B), 시그모이드, Glorot 초기화",
-                               vgg_b_builder("sigmoid", "glorot_uniform", name="vggb_sigmoid"), T.RECIPES["adam"],
+                               vgg_b_builder("sigmoid", "glorot_uniform", name="vggb_sigmoid"), RECIPES["adam"],
                                _LADDER_EPOCHS, _LADDER_TRAIN),
     "vggb-relu-normal": Experiment("vggb-relu-normal", "합성곱 10층, ReLU, N(0, 0.01²) 초기화",
-                                   vgg_b_builder("relu", NORMAL_001, name="vggb_relu_normal"), T.RECIPES["adam"],
+                                   vgg_b_builder("relu", NORMAL_001, name="vggb_relu_normal"), RECIPES["adam"],
                                    _LADDER_EPOCHS, _LADDER_TRAIN),
     "vggb-relu-glorot": Experiment("vggb-relu-glorot", "합성곱 10층, ReLU, Glorot 초기화",
-                                   vgg_b_builder("relu", "glorot_uniform", name="vggb_relu_glorot"), T.RECIPES["adam"],
+                                   vgg_b_builder("relu", "glorot_uniform", name="vggb_relu_glorot"), RECIPES["adam"],
                                    _LADDER_EPOCHS, _LADDER_TRAIN),
     "vggb-relu-he": Experiment("vggb-relu-he", "합성곱 10층, ReLU, He 초기화",
-                               vgg_b_builder("relu", "he_normal", name="vggb_relu_he"), T.RECIPES["adam"],
+                               vgg_b_builder("relu", "he_normal", name="vggb_relu_he"), RECIPES["adam"],
                                _LADDER_EPOCHS, _LADDER_TRAIN),
     "vggb-relu-normal-bn": Experiment("vggb-relu-normal-bn", "합성곱 10층, ReLU, N(0, 0.01²) 초기화 + 배치 정규화",
                                       vgg_b_builder("relu", NORMAL_001, batch_norm=True, name="vggb_relu_normal_bn"),
-                                      T.RECIPES["adam"], _LADDER_EPOCHS, _LADDER_TRAIN),
+                                      RECIPES["adam"], _LADDER_EPOCHS, _LADDER_TRAIN),
 })
 
 
@@ -859,16 +786,16 @@ VGG_A4 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]
 
 
 def _vgg_a4(scale_range: tuple[int, int] | None):
-    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    def build(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
         # The paper's training scale S at CIFAR size: a 32x32 crop of the image rescaled to S, plus flips.
-        jitter = [T.RandomScaleCrop(*scale_range, seed=seed, name="augment_scale")] if scale_range else []
+        jitter = [RandomScaleCrop(*scale_range, seed=seed, name="augment_scale")] if scale_range else []
         return vgg(VGG_A4, input_shape=(32, 32, 3), num_classes=10, batch_norm=True, width=profile.width,
                    head="small", dropout=0.0, initializer="he_normal",
-                   augmentation=[*jitter, *T.augmentation_layers(recipe, seed)], name="vgg_a4_bn")
+                   augmentation=[*jitter, *augmentation_layers(recipe, seed)], name="vgg_a4_bn")
     return build
 
 
-_A4_RECIPE = replace(T.RECIPES["modern"], augment=("flip",))
+_A4_RECIPE = replace(RECIPES["modern"], augment=("flip",))
 EXPERIMENTS["vgg-a4-s32"] = Experiment(
     "vgg-a4-s32", "구성 A의 앞 네 블록 + 배치 정규화, 고정 척도 S=32 + 좌우 뒤집기", _vgg_a4(None), _A4_RECIPE,
     {"smoke": 2, "cpu": 3, "gpu": 60})
@@ -881,7 +808,6 @@ EXPERIMENTS["vgg-a4-jitter"] = Experiment(
 # Chapter 15 (CNN의 계보): the lineage models at one small budget, and the degradation experiment of
 # He et al. (2016): a deep plain network trains worse than a shallow one, and its residual twin does not.
 
-from vgglab.models import alexnet, cifar_resnet, googlenet_mini, lenet5  # noqa: E402
 
 LINEAGE_EPOCHS = {"smoke": 2, "cpu": 3, "gpu": 30}
 LINEAGE_TRAIN_SIZE = {"smoke": 1_000, "cpu": 2_500}
@@ -906,42 +832,42 @@ def degradation_depths(profile: "str | Profile") -> tuple[int, int]:
     return DEGRADATION_DEPTHS[profile.name]
 
 
-def _lenet5(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+def _lenet5(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
     return lenet5()
 
 
-def _alexnet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
-    return alexnet(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+def _alexnet(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
+    return alexnet(width=profile.width, augmentation=augmentation_layers(recipe, seed))
 
 
-def _googlenet(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
-    return googlenet_mini(width=profile.width, augmentation=T.augmentation_layers(recipe, seed))
+def _googlenet(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
+    return googlenet_mini(width=profile.width, augmentation=augmentation_layers(recipe, seed))
 
 
 def _degradation_net(which: str, residual: bool):
-    def build(profile: Profile, recipe: T.Recipe, seed: int) -> keras.Model:
+    def build(profile: Profile, recipe: Recipe, seed: int) -> keras.Model:
         depth = degradation_depths(profile)[0 if which == "shallow" else 1]
         return cifar_resnet(depth, residual=residual, width=resnet_width(profile), shortcut="pad",
-                            augmentation=T.augmentation_layers(recipe, seed))
+                            augmentation=augmentation_layers(recipe, seed))
     return build
 
 
 EXPERIMENTS.update({
-    "lenet5": Experiment("lenet5", "LeNet-5 (tanh, 평균 풀링)", _lenet5, T.RECIPES["adam"], LINEAGE_EPOCHS,
+    "lenet5": Experiment("lenet5", "LeNet-5 (tanh, 평균 풀링)", _lenet5, RECIPES["adam"], LINEAGE_EPOCHS,
                          LINEAGE_TRAIN_SIZE),
-    "alexnet": Experiment("alexnet", "AlexNet, 32x32용 (LRN, 겹치는 풀링, 드롭아웃)", _alexnet, T.RECIPES["adam"],
+    "alexnet": Experiment("alexnet", "AlexNet, 32x32용 (LRN, 겹치는 풀링, 드롭아웃)", _alexnet, RECIPES["adam"],
                           LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
-    "googlenet-mini": Experiment("googlenet-mini", "작은 GoogLeNet (인셉션 모듈 6개)", _googlenet, T.RECIPES["adam"],
+    "googlenet-mini": Experiment("googlenet-mini", "작은 GoogLeNet (인셉션 모듈 6개)", _googlenet, RECIPES["adam"],
                                  LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
     "vgg16-lineage": EXPERIMENTS["vgg16"].variant("vgg16-lineage", "VGG-16 + 배치 정규화, 계보 비교용 (Adam)",
-                                                  recipe=T.RECIPES["adam"], epochs=LINEAGE_EPOCHS,
+                                                  recipe=RECIPES["adam"], epochs=LINEAGE_EPOCHS,
                                                   train_size=LINEAGE_TRAIN_SIZE),
     "plain-shallow": Experiment("plain-shallow", "얕은 플레인 네트워크 (지름길 없음)", _degradation_net("shallow", False),
-                                T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+                                RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
     "plain-deep": Experiment("plain-deep", "깊은 플레인 네트워크 (지름길 없음)", _degradation_net("deep", False),
-                             T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+                             RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
     "resnet-deep": Experiment("resnet-deep", "깊은 잔차 네트워크 (옵션 A 지름길)", _degradation_net("deep", True),
-                              T.RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
+                              RECIPES["adam"], LINEAGE_EPOCHS, LINEAGE_TRAIN_SIZE),
 })
 
 
@@ -951,7 +877,7 @@ EXPERIMENTS.update({
 
 VGG13_HE = VGGBuild("B", initializer="he_normal", head="small")  # ReLU, one FC layer, no dropout
 EXPERIMENTS["vgg13-he"] = Experiment("vgg13-he", "VGG-13(구성 B), ReLU + He 초기화, 배치 정규화 없음, Adam 1e-4", VGG13_HE,
-                                     T.Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
+                                     Recipe("adam-1e-4", "adam", 1e-4, notes="Adam, 학습률 1e-4 고정"),
                                      {"smoke": 2, "cpu": 2, "gpu": 10}, {"smoke": 600, "cpu": 2_500})
 EXPERIMENTS["vgg13-he-bn"] = EXPERIMENTS["vgg13-he"].variant(
     "vgg13-he-bn", "VGG-13(구성 B), ReLU + He 초기화 + 배치 정규화, Adam 1e-4", build=VGG13_HE.but(batch_norm=True))
@@ -979,7 +905,7 @@ def comparison_profile(profile: "str | Profile | None" = None) -> Profile:
 # for an epoch of 10,000 images), so the cpu run sees 5,000 images for 4 epochs (80 updates of 256).
 # The gpu run is airbench94's: every training image, 10 epochs, batch 1024.
 
-SPEEDRUN_RECIPE = T.Recipe("speedrun", "sgd", 0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+SPEEDRUN_RECIPE = Recipe("speedrun", "sgd", 0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
                            schedule="onecycle", label_smoothing=0.2, augment=("flip", "translate"),
                            normalization="standardize", tta=("flip",),
                            notes="네스테로프 SGD, 원사이클, 레이블 스무딩 0.2, 뒤집기+이동 증강, 표준화, 뒤집기 TTA")
@@ -1033,7 +959,7 @@ EXPERIMENTS.update({name: exp for name, (_, exp) in SPEEDRUN_ABLATIONS.items()})
 # 64 times faster; the rate rises from 0.2 to 1 times the peak over 23% of the steps and falls to 0.07 times it; from
 # epoch 3 a Lookahead average of the weights is kept; images are flipped alternately and shifted by up to 2 pixels
 # with mirrored borders; the test adds mirror and one-pixel-shift views.
-AIRBENCH_RECIPE = T.Recipe("airbench94", "sgd", 11.5 / (1 + 1 / (1 - 0.85)), momentum=0.85, nesterov=True,
+AIRBENCH_RECIPE = Recipe("airbench94", "sgd", 11.5 / (1 + 1 / (1 - 0.85)), momentum=0.85, nesterov=True,
                            weight_decay=0.0153 / (11.5 / (1 + 1 / (1 - 0.85))), schedule="triangle",
                            label_smoothing=0.2, augment=("flip-alternating", "translate-reflect"),
                            normalization="standardize", tta=("flip", "translate"), bias_lr_scale=64.0,
@@ -1042,61 +968,6 @@ AIRBENCH_RECIPE = T.Recipe("airbench94", "sgd", 11.5 / (1 + 1 / (1 - 0.85)), mom
 EXPERIMENTS["speedrun94"] = Experiment(
     "speedrun94", "빠르게 학습하기: airbench94의 네트워크와 레시피 전부", AIRBENCH, AIRBENCH_RECIPE,
     {"smoke": 2, "cpu": 4, "gpu": 10}, {"smoke": 1_000, "cpu": 5_000}, {"smoke": 128, "cpu": 256, "gpu": 1024})
-
-
-# ----------------------------------------------------------------------------------------------
-# Several seeds of one experiment (chapter 13): their saved test predictions, their ensemble, the anchors
-
-PREDICTIONS_FILE = "test_predictions.npz"
-
-
-def save_predictions(path: Path, probabilities, labels) -> None:
-    """The test set's class probabilities (float16) and labels, written atomically beside a run's record."""
-    probs, labels = np.asarray(probabilities, np.float16), np.asarray(labels)
-    if probs.ndim != 2 or labels.ndim != 1 or len(probs) != len(labels):
-        raise ValueError(f"probabilities must have shape (N, classes) for N labels; got {probs.shape} for "
-                         f"labels of shape {labels.shape}")
-    labels = labels.astype(np.uint8)
-    atomic_write(Path(path), lambda f: np.savez_compressed(f, probabilities=probs, labels=labels))
-
-
-def _predictions_path(record: dict) -> Path:
-    return Path(record.get("path", "")).parent / PREDICTIONS_FILE
-
-
-def load_predictions(record: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The probabilities and labels saved beside a record that ``load_records`` read."""
-    path = _predictions_path(record)
-    if not path.is_file():
-        raise ValueError(f"no {PREDICTIONS_FILE} beside {record.get('path')!r}: the run saved no test predictions")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["probabilities"].astype(np.float64), z["labels"].astype(np.int64)
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"unreadable test predictions {str(path)!r}: {e}") from None
-
-
-def seed_ensemble(records: list[dict]) -> dict:
-    """The ensemble of several runs (say, one experiment's seeds) from their saved test predictions:
-    ``vgglab.train.ensemble_scores`` plus ``seeds``. The runs must have scored the same test images."""
-    records = list(records)
-    if len(records) < 2:
-        raise ValueError(f"an ensemble needs at least 2 runs, got {len(records)}")
-    probs, labels = zip(*(load_predictions(r) for r in records))
-    if any(lab.shape != labels[0].shape or (lab != labels[0]).any() for lab in labels):
-        raise ValueError("the runs were tested on different images; their predictions cannot be averaged")
-    return {**T.ensemble_scores(np.stack(probs), labels[0]), "seeds": [r.get("seed") for r in records]}
-
-
-# Published CIFAR-10 test accuracies of VGG-16 that chapter 13 compares with (official CIFAR-10 data).
-VGG16_ANCHORS = (
-    ("syim의 VGG-16 코드", 0.772, "syim"),
-    ("CIFAR-10 워크숍의 최고 단일 모델", 0.842, "13장 기법 사다리의 출처"),
-    ("kuangliu의 PyTorch VGG16", 0.9264, "kuangliu/pytorch-cifar"),
-    ("geifmany의 Keras VGG16 (250 에포크)", 0.9356, "geifmany/cifar-vgg"),
-    ("최근 논문의 VGG-16-BN 기준선", 0.9396, "여러 논문의 기준선"),
-)
-VGG16_GOALS = {"single": 0.945, "ensemble": 0.955}
 
 
 def speedrun_rows(records: dict) -> list[dict]:
@@ -1120,50 +991,14 @@ def speedrun_rows(records: dict) -> list[dict]:
     return rows
 
 
-def _pad(text: str, width: int, right: bool = False) -> str:
-    """``text`` padded to ``width`` columns of a fixed-width font, where a Hangul syllable takes two."""
-    import unicodedata
-
-    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    fill = " " * max(0, width - shown)
-    return fill + text if right else text + fill
-
-
 def speedrun_table(rows: list[dict]) -> str:
     """``speedrun_rows`` as a fixed-width text table with Korean headers (Hangul counted as two columns)."""
     keys = {"experiment", "runs", "median_seconds", "median_compile", "reached", "median_accuracy", "median_no_tta"}
     if isinstance(rows, (str, dict)) or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
         raise ValueError(f"rows must be the list that speedrun_rows returns, not {str(rows)[:80]!r}")
-    widths = (24, 6, 12, 12, 8, 14, 10)
     head = ["실험", "실행", "중앙값 초", "컴파일 초", "도달", "정확도 (TTA)", "TTA 없이"]
-    lines = ["".join(_pad(h, w, right=i > 0) for i, (h, w) in enumerate(zip(head, widths)))]
-    lines.append("-" * sum(widths))
-    for r in rows:
-        comp = f"{r['median_compile']:.1f}" if r["median_compile"] is not None else "-"
-        no_tta = f"{r['median_no_tta']:.2%}" if r["median_no_tta"] is not None else "-"
-        cells = [r["experiment"], str(r["runs"]), f"{r['median_seconds']:.1f}", comp, f"{r['reached']}/{r['runs']}",
-                 f"{r['median_accuracy']:.2%}", no_tta]
-        lines.append("".join(_pad(c, w, right=i > 0) for i, (c, w) in enumerate(zip(cells, widths))))
-    return "\n".join(lines)
-
-
-def summarize_seeds(records: list[dict]) -> dict:
-    """Several seeds of one experiment: test accuracy mean, sample std, min and max; the median wall time; where
-    and on what they ran; and their ensemble when each saved its test predictions."""
-    records = sorted(records, key=lambda r: r["seed"])
-    if not records:
-        raise ValueError("no records to summarize")
-    names = {(r["experiment"], r.get("profile"), r.get("dataset")) for r in records}
-    if len(names) != 1:
-        raise ValueError(f"the records mix experiments, profiles or data: {sorted(map(str, names))}")
-    accs = np.array([r["test_accuracy"] for r in records])
-    out = {"experiment": records[0]["experiment"], "profile": records[0].get("profile"),
-           "dataset": records[0].get("dataset"), "seeds": [r["seed"] for r in records],
-           "accuracies": accs.tolist(), "mean": float(accs.mean()),
-           "std": float(accs.std(ddof=1)) if len(accs) > 1 else None, "min": float(accs.min()),
-           "max": float(accs.max()), "median_wall_seconds": float(np.median([r["wall_seconds"] for r in records])),
-           "devices": sorted({r.get("device", "?") for r in records}),
-           "backends": sorted({r.get("backend", "?") for r in records}), "ensemble": None}
-    if len(records) > 1 and all(_predictions_path(r).is_file() for r in records):
-        out["ensemble"] = seed_ensemble(records)
-    return out
+    cells = [[r["experiment"], r["runs"], f"{r['median_seconds']:.1f}",
+              f"{r['median_compile']:.1f}" if r["median_compile"] is not None else "-", f"{r['reached']}/{r['runs']}",
+              f"{r['median_accuracy']:.2%}", f"{r['median_no_tta']:.2%}" if r["median_no_tta"] is not None else "-"]
+             for r in rows]
+    return text_table(head, cells)

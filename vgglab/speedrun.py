@@ -16,7 +16,7 @@ here. What makes it fast, in the order of the chapter 빠르게 학습하기:
    multiplied by 1/9, so the softmax starts soft and the large learning rate does not blow it up.
 5. **Nesterov SGD with a large batch** and a one-cycle learning rate (the recipe, ``SPEEDRUN_RECIPE``).
 6. **Test-time augmentation**: the test images and their mirror images are both classified and the
-   probabilities averaged (``vgglab.train.evaluate(..., tta=("flip",))``).
+   probabilities averaged (``vgglab.evaluate.evaluate(..., tta=("flip",))``).
 
 ``SpeedrunBuild`` keeps these choices as data, so an ablation is ``SpeedrunBuild().but(whiten=False)``.
 ``AIRBENCH`` is the build with the rest of airbench94's network: identity (Dirac) initialisation of the 3x3
@@ -32,6 +32,7 @@ import numpy as np
 from keras import layers, ops
 
 from vgglab.analysis import sample_patches
+from vgglab.augment import augmentation_layers
 
 WIDTHS = (64, 256, 256)  # channels of the three blocks at width 1 (airbench94's)
 WHITEN_SIZE = 2  # patch size of the whitening layer: 2x2x3 = 12 dimensions, so 24 filters with the negations
@@ -172,8 +173,6 @@ class SpeedrunBuild:
         return " · ".join(parts)
 
     def __call__(self, profile, recipe, seed: int) -> keras.Model:
-        from vgglab.train import augmentation_layers
-
         return speedrun_net(width=self.width if self.width is not None else profile.width,
                             whiten=self.whiten, batch_norm=self.batch_norm, logit_scale=self.logit_scale,
                             activation=self.activation, widths=self.widths, dirac=self.dirac, bn_scale=self.bn_scale,
