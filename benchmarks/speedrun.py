@@ -8,7 +8,7 @@ pays its own tracing and compiling; the experiments take turns (round robin) so 
 alike. A run's time is its training plus the final (test-time augmented) evaluation, from data in memory to the
 last prediction, compile included; the compile time is also given on its own (the first epoch's time beyond the
 median of the others). The table gives the median time over runs, the fraction of runs that reached the target
-(``vgglab.experiments.SPEEDRUN_TARGET``), and the median test accuracy with and without flip TTA. Records stay in
+(``vgglab.registry.SPEEDRUN_TARGET``), and the median test accuracy with and without flip TTA. Records stay in
 ``--out`` (finished runs there are reused, not repeated, so an interrupted benchmark continues where it stopped).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vgglab import experiments as E  # noqa: E402
+from vgglab import records, registry  # noqa: E402
 
 
 def run_once(experiment: str, profile: str, seed: int, out: Path) -> dict:
@@ -34,7 +34,7 @@ def run_once(experiment: str, profile: str, seed: int, out: Path) -> dict:
         if proc.returncode != 0:
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             raise SystemExit(f"{experiment} seed {seed} failed: {lines[-1] if lines else proc.returncode}")
-    (record,) = E.load_records(folder)
+    (record,) = records.load_records(folder)
     return record
 
 
@@ -43,27 +43,27 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     p.add_argument("--runs", type=int, default=5, help="runs (seeds 0, 1, ...) per experiment")
     p.add_argument("--experiments", nargs="+", default=["speedrun"],
-                   help=f"the speed run and any of its ablations: {', '.join(E.SPEEDRUN_ABLATIONS)}")
+                   help=f"the speed run and any of its ablations: {', '.join(registry.SPEEDRUN_ABLATIONS)}")
     p.add_argument("--out", required=True, help="folder for the runs' records")
     args = p.parse_args(argv)
-    unknown = [e for e in args.experiments if e != "speedrun" and e not in E.SPEEDRUN_ABLATIONS]
+    unknown = [e for e in args.experiments if e != "speedrun" and e not in registry.SPEEDRUN_ABLATIONS]
     if unknown:
-        p.error(f"unknown experiment {unknown[0]!r}; choose speedrun or one of {', '.join(E.SPEEDRUN_ABLATIONS)}")
+        p.error(f"unknown experiment {unknown[0]!r}; choose speedrun or one of {', '.join(registry.SPEEDRUN_ABLATIONS)}")
     if args.runs < 1:
         p.error(f"--runs must be at least 1, not {args.runs}")
     out = Path(args.out)
-    records: dict[str, list[dict]] = {e: [] for e in args.experiments}
+    runs: dict[str, list[dict]] = {e: [] for e in args.experiments}
     for seed in range(args.runs):
         for exp in args.experiments:
             rec = run_once(exp, args.profile, seed, out)
-            records[exp].append(rec)
-            s = E.speedrun_summary(rec)
+            runs[exp].append(rec)
+            s = records.speedrun_summary(rec)
             print(f"  [{seed + 1}/{args.runs}] {exp}: {s['seconds']:.1f} s (compile {s['compile_seconds'] or 0:.1f} s), "
                   f"test {s['test_accuracy']:.2%}", flush=True)
-    first = records[args.experiments[0]][0]
-    print(f"\nspeed run · profile {args.profile} · target {E.SPEEDRUN_TARGET[args.profile]:.0%} · data {first['dataset']} "
+    first = runs[args.experiments[0]][0]
+    print(f"\nspeed run · profile {args.profile} · target {registry.SPEEDRUN_TARGET[args.profile]:.0%} · data {first['dataset']} "
           f"· backend {first['backend']} · device {first['device']} · keras {first['versions'].get('keras')}")
-    print(E.speedrun_table(E.speedrun_rows(records)))
+    print(records.speedrun_table(records.speedrun_rows(runs)))
     return 0
 
 

@@ -4,7 +4,7 @@ precision and jit, beside the device's own matrix-multiply rate in each precisio
     KERAS_BACKEND=jax python benchmarks/throughput.py --batch-sizes 128 256 512 1024 --precisions float32 mixed_bfloat16
     python benchmarks/throughput.py --models vgg16 speedrun --batch-sizes 128 --jit off --steps 20   # on a CPU
 
-Each setting builds the book's CIFAR-10 VGG-16-BN (``vgglab.experiments.EXPERIMENTS["vgg16"]``'s model, without
+Each setting builds the book's CIFAR-10 VGG-16-BN (``vgglab.registry.EXPERIMENTS["vgg16"]``'s model, without
 its augmentation layers, at the given width) or the speed-run net (``vgglab.speedrun.speedrun_net``), compiles it
 with the book's modern recipe and trains it on random
 32x32 inputs that already sit on the device, so the figure is the model's training speed, not the input pipeline's.
@@ -70,6 +70,7 @@ def build(model_name: str, width: float, jit: bool, batch: int, precision: str):
 
     from vgglab import analysis
     from vgglab import train as T
+    from vgglab.recipes import RECIPES
     from vgglab.models import vgg
     from vgglab.speedrun import speedrun_net
 
@@ -79,7 +80,7 @@ def build(model_name: str, width: float, jit: bool, batch: int, precision: str):
     else:
         model = vgg("D", input_shape=(32, 32, 3), num_classes=10, batch_norm=True, width=width, head="small",
                     dropout=0.5, initializer="he_normal", name="vgg16_bn")
-    T.compile_model(model, T.RECIPES["modern"], steps=10_000)
+    T.compile_model(model, RECIPES["modern"], steps=10_000)
     model.jit_compile = jit
     return model, 3 * analysis.flops(model)
 

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 
 from vgglab import analysis as A  # noqa: E402
 from vgglab import plots  # noqa: E402
-from vgglab.experiments import EXPERIMENTS, NORMAL_001, vgg_b_builder  # noqa: E402
+from vgglab.registry import EXPERIMENTS, NORMAL_001, VGGBuild  # noqa: E402
 from vgglab.models import vgg  # noqa: E402
 from vgglab.runtime import PROFILES, set_seed  # noqa: E402
 
@@ -301,9 +301,9 @@ def test_ladder_experiments_build_what_they_say():
     bn = EXPERIMENTS["vggb-relu-normal-bn"].build(cpu, EXPERIMENTS["vggb-relu-normal-bn"].recipe, 0)
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 10
     with pytest.raises(ValueError, match="unknown activation"):
-        vgg_b_builder("no_such_activation")
+        VGGBuild("B", activation="no_such_activation")
     with pytest.raises(ValueError, match="unknown initializer"):
-        vgg_b_builder("relu", "no_such_initializer")
+        VGGBuild("B", initializer="no_such_initializer")
 
 
 def test_layer_curves_checks_its_series():

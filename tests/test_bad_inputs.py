@@ -25,7 +25,9 @@ from vgglab import analysis as A
 from vgglab import data as D
 from vgglab import distribute as DP
 from vgglab import experiments as E
-from vgglab import records
+from vgglab import ladder as LAD
+from vgglab import records as RS
+from vgglab import registry as REG
 from vgglab import models as M
 from vgglab import optim as O
 from vgglab import plots as P
@@ -97,7 +99,7 @@ def _subset(data, **kw):
 
 
 def _variant(**kw):
-    return E.EXPERIMENTS["basic-cnn"].variant("x", **kw)
+    return REG.EXPERIMENTS["basic-cnn"].variant("x", **kw)
 
 
 def _recipe(**kw):  # a Recipe checks itself when it is made
@@ -393,15 +395,15 @@ CASES = [
     # ---------------------------------------------------------------- vgglab.experiments
     bad("batch_size-experiment", E.batch_size, "vgg99", "smoke", needle="'vgg99'"),
     bad("batch_size-profile", E.batch_size, "vgg16", "fast", needle="'fast'"),
-    bad("get_experiment-name", E.get_experiment, "vgg99", needle="'vgg99'; choose one of vgg16"),
-    bad("get_experiment-int", E.get_experiment, 3, needle="3"),
+    bad("get_experiment-name", REG.get_experiment, "vgg99", needle="'vgg99'"),
+    bad("get_experiment-int", REG.get_experiment, 3, needle="3"),
     bad("variant-field", _variant, epoch=3, needle="'epoch'"),
     bad("variant-recipe-field", _variant, optimizer="sgdd", needle="'sgdd'"),
     bad("variant-epochs-type", _variant, epochs=3, exc=TypeError, needle="not 3"),
     bad("variant-epochs-value", _variant, epochs={"smoke": 0}, needle="'smoke': 0"),
     bad("variant-train_size", _variant, train_size={"cpu": -5}, needle="'cpu': -5"),
     bad("variant-build", _variant, build="vgg16", exc=TypeError, needle="'vgg16'"),
-    bad("epochs_for-profile", E.EXPERIMENTS["basic-cnn"].variant("x", epochs={"smoke": 1}).epochs_for,
+    bad("epochs_for-profile", REG.EXPERIMENTS["basic-cnn"].variant("x", epochs={"smoke": 1}).epochs_for,
         R.PROFILES["gpu"], needle="'gpu'"),
     bad("load_for_profile-profile", D.load_for_profile, "fast", needle="'fast'"),
     bad("load_for_profile-type", D.load_for_profile, 3, exc=TypeError, needle="3"),
@@ -424,46 +426,44 @@ CASES = [
         needle="not True"),
     bad("run_experiment-train-size-float", E.run_experiment, "basic-cnn", profile="smoke", data=DATA, train_size=256.0,
         needle="not 256.0"),
-    bad("VGGBuild-config", E.VGGBuild, "Z", needle="'Z'"),
-    bad("VGGBuild-head", E.VGGBuild, head="big", needle="'big'"),
-    bad("VGGBuild-dropout", E.VGGBuild, dropout=1.0, needle="not 1.0"),
-    bad("VGGBuild-activation", E.VGGBuild, activation="nope", needle="'nope'"),
-    bad("VGGBuild-width", E.VGGBuild, width=0, needle="not 0"),
-    bad("VGGBuild-head_units", E.VGGBuild, head_units=0, needle="not 0"),
-    bad("VGGBuild-l2", E.VGGBuild, l2=-1e-3, needle="-0.001"),
-    bad("VGGBuild-initializer", E.VGGBuild, initializer="xavierr", needle="'xavierr'"),
-    bad("VGGBuild-normal", E.VGGBuild, initializer="normal(0)", needle="'normal(0)'"),
-    bad("VGGBuild.but", E.VGGBuild().but, depth=3, needle="'depth'"),
+    bad("VGGBuild-config", REG.VGGBuild, "Z", needle="'Z'"),
+    bad("VGGBuild-head", REG.VGGBuild, head="big", needle="'big'"),
+    bad("VGGBuild-dropout", REG.VGGBuild, dropout=1.0, needle="not 1.0"),
+    bad("VGGBuild-activation", REG.VGGBuild, activation="nope", needle="'nope'"),
+    bad("VGGBuild-width", REG.VGGBuild, width=0, needle="not 0"),
+    bad("VGGBuild-head_units", REG.VGGBuild, head_units=0, needle="not 0"),
+    bad("VGGBuild-l2", REG.VGGBuild, l2=-1e-3, needle="-0.001"),
+    bad("VGGBuild-initializer", REG.VGGBuild, initializer="xavierr", needle="'xavierr'"),
+    bad("VGGBuild-normal", REG.VGGBuild, initializer="normal(0)", needle="'normal(0)'"),
+    bad("VGGBuild.but", REG.VGGBuild().but, depth=3, needle="'depth'"),
     bad("experiment_splits-name", E.experiment_splits, "vgg99", "smoke", DATA, needle="'vgg99'"),
     bad("experiment_splits-data", E.experiment_splits, "basic-cnn", "smoke", 3, exc=TypeError, needle="int"),
     bad("overfit_summary-record", E.overfit_summary, 3, CNN, None, exc=TypeError, needle="int"),
     bad("overfit_summary-no-val", E.overfit_summary, {"history": {}}, CNN, None, needle="validation"),
-    bad("ladder_budget-profile", E.ladder_budget, "fast", needle="'fast'"),
-    bad("run_ladder-seeds-empty", E.run_ladder, "smoke", seeds=[], needle="()"),
-    bad("run_ladder-seeds-negative", E.run_ladder, "smoke", seeds=[-3], needle="-3"),
-    bad("run_ladder-seeds-repeated", E.run_ladder, "smoke", seeds=[1, 1], needle="(1, 1)"),
-    bad("run_ladder-ensemble", E.run_ladder, "smoke", steps=[E.LADDER[-1]], needle="'ladder-10-augment'"),
-    bad("run_ladder-step", E.run_ladder, "smoke", steps=[replace(E.LADDER[0], name="nope")], needle="'nope'"),
-    bad("run_ladder-steps-type", E.run_ladder, "smoke", steps=[3], exc=TypeError, needle="[3]"),
-    bad("run_ladder-out", E.run_ladder, "smoke", out=3, exc=TypeError, needle="int 3"),
-    bad("run_ladder-data", E.run_ladder, "smoke", data=3, exc=TypeError, needle="int"),
-    bad("load_ladder-type", E.load_ladder, 3, exc=TypeError, needle="3"),
-    bad("load_ladder-missing", E.load_ladder, "/nonexistent/ladder", needle="/nonexistent/ladder"),
-    bad("load_records-type", records.load_records, 3, exc=TypeError, needle="3"),
-    bad("vgg_b_builder-activation", E.vgg_b_builder, "nope", needle="'nope'"),
-    bad("vgg_b_builder-initializer", E.vgg_b_builder, "relu", "nope", needle="'nope'"),
-    bad("resnet_width-profile", E.resnet_width, "fast", needle="'fast'"),
-    bad("degradation_depths-profile", E.degradation_depths, 3, exc=TypeError, needle="3"),
+    bad("ladder_budget-profile", LAD.ladder_budget, "fast", needle="'fast'"),
+    bad("run_ladder-seeds-empty", LAD.run_ladder, "smoke", seeds=[], needle="()"),
+    bad("run_ladder-seeds-negative", LAD.run_ladder, "smoke", seeds=[-3], needle="-3"),
+    bad("run_ladder-seeds-repeated", LAD.run_ladder, "smoke", seeds=[1, 1], needle="(1, 1)"),
+    bad("run_ladder-ensemble", LAD.run_ladder, "smoke", steps=[REG.LADDER[-1]], needle="'ladder-10-augment'"),
+    bad("run_ladder-step", LAD.run_ladder, "smoke", steps=[replace(REG.LADDER[0], name="nope")], needle="'nope'"),
+    bad("run_ladder-steps-type", LAD.run_ladder, "smoke", steps=[3], exc=TypeError, needle="[3]"),
+    bad("run_ladder-out", LAD.run_ladder, "smoke", out=3, exc=TypeError, needle="int 3"),
+    bad("run_ladder-data", LAD.run_ladder, "smoke", data=3, exc=TypeError, needle="int"),
+    bad("load_ladder-type", LAD.load_ladder, 3, exc=TypeError, needle="3"),
+    bad("load_ladder-missing", LAD.load_ladder, "/nonexistent/ladder", needle="/nonexistent/ladder"),
+    bad("load_records-type", RS.load_records, 3, exc=TypeError, needle="3"),
+    bad("resnet_width-profile", REG.resnet_width, "fast", needle="'fast'"),
+    bad("degradation_depths-profile", REG.degradation_depths, 3, exc=TypeError, needle="3"),
     bad("comparison_profile-profile", E.comparison_profile, "fast", needle="'fast'"),
     # chapters 13 and 14: seeds, saved predictions, the speed run
-    bad("save_predictions-shape", records.save_predictions, "/tmp/p.npz", np.zeros((3, 10)), np.zeros(4, int),
+    bad("save_predictions-shape", RS.save_predictions, "/tmp/p.npz", np.zeros((3, 10)), np.zeros(4, int),
         needle="(3, 10) for labels of shape (4,)"),
-    bad("load_predictions-missing", records.load_predictions, {"path": "/nowhere/result.json"}, needle="/nowhere/result.json"),
-    bad("seed_ensemble-one", records.seed_ensemble, [{"seed": 0}], needle="got 1"),
-    bad("summarize_seeds-empty", records.summarize_seeds, [], needle="no records"),
-    bad("speedrun_summary-record", E.speedrun_summary, {"x": 1}, needle="{'x': 1}"),
-    bad("speedrun_rows-type", E.speedrun_rows, [1], exc=TypeError, needle="list"),
-    bad("speedrun_table-rows", E.speedrun_table, [{"runs": 1}], needle="{'runs': 1}"),
+    bad("load_predictions-missing", RS.load_predictions, {"path": "/nowhere/result.json"}, needle="/nowhere/result.json"),
+    bad("seed_ensemble-one", RS.seed_ensemble, [{"seed": 0}], needle="got 1"),
+    bad("summarize_seeds-empty", RS.summarize_seeds, [], needle="no records"),
+    bad("speedrun_summary-record", RS.speedrun_summary, {"x": 1}, needle="{'x': 1}"),
+    bad("speedrun_rows-type", RS.speedrun_rows, [1], exc=TypeError, needle="list"),
+    bad("speedrun_table-rows", RS.speedrun_table, [{"runs": 1}], needle="{'runs': 1}"),
     bad("per_class_accuracy-shape", A.per_class_accuracy, np.zeros((2, 3)), needle="(2, 3)"),
     bad("training_seconds-mfu", A.training_seconds, 1e9, 10, 100, 1.5, needle="1.5"),
     bad("sample_patches-nan", A.sample_patches, np.full((2, 4, 4, 3), NAN), 2, 10, needle="NaN or infinite"),
@@ -644,7 +644,7 @@ def test_checkpoints_of_uncompiled_or_truncated_models(tmp_path):
 def test_broken_ladder_table_names_the_file(tmp_path, content, needle):
     (tmp_path / "ladder.json").write_text(content, encoding="utf-8")
     with pytest.raises(ValueError) as e:
-        E.load_ladder(tmp_path)
+        LAD.load_ladder(tmp_path)
     assert "ladder.json" in str(e.value) and needle in str(e.value)
 
 

@@ -44,7 +44,8 @@ CASE = textwrap.dedent(r'''
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     from vgglab import data as D, distribute as DP, recipes as RC, train as T
-    from vgglab.experiments import Experiment, VGGBuild, run_experiment
+    from vgglab.experiments import run_experiment
+    from vgglab.registry import Experiment, VGGBuild
     from vgglab.records import load_records
     from vgglab.runtime import Profile
 

@@ -6,7 +6,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from vgglab import experiments as E
+from vgglab import ladder as LAD
+from vgglab import registry as REG
 from vgglab import records
 from vgglab import recipes as RC
 from vgglab.cli import main
@@ -20,15 +21,15 @@ EXPECTED_CHANGES = {3: {"activation"}, 4: {"initializer"}, 5: {"optimizer", "lr"
 
 def _choices(exp):
     recipe = {f.name: getattr(exp.recipe, f.name) for f in fields(exp.recipe) if f.name not in ("name", "notes")}
-    build = {f.name: getattr(exp.build, f.name) for f in fields(exp.build)} if isinstance(exp.build, E.VGGBuild) else {}
+    build = {f.name: getattr(exp.build, f.name) for f in fields(exp.build)} if isinstance(exp.build, REG.VGGBuild) else {}
     return {**recipe, **build}
 
 
 def test_ladder_steps_are_registered_small_changes():
-    assert [s.number for s in E.LADDER] == list(range(1, 12))
-    trained = [s for s in E.LADDER if s.ensemble_of is None]
-    assert len(trained) == 10 and all(s.name in E.EXPERIMENTS for s in trained)
-    exps = {s.number: E.EXPERIMENTS[s.name] for s in trained}
+    assert [s.number for s in REG.LADDER] == list(range(1, 12))
+    trained = [s for s in REG.LADDER if s.ensemble_of is None]
+    assert len(trained) == 10 and all(s.name in REG.EXPERIMENTS for s in trained)
+    exps = {s.number: REG.EXPERIMENTS[s.name] for s in trained}
     for n, changed in EXPECTED_CHANGES.items():
         before, after = _choices(exps[n - 1]), _choices(exps[n])
         assert {k for k in after if after[k] != before[k]} == changed, n
@@ -37,42 +38,42 @@ def test_ladder_steps_are_registered_small_changes():
     assert exps[5].recipe.optimizer == "adam" and exps[5].recipe.lr == 1e-4
     assert exps[8].build.dropout == pytest.approx(1 - 0.7) and exps[9].build.l2 == 5e-4
     assert exps[9].recipe.weight_decay == 0, "step 9 is L2 in the loss, as the workshop did"
-    assert E.LADDER[-1].ensemble_of == exps[10].name
-    assert {s.number: s.reported for s in E.LADDER if s.reported} == {1: 0.69, 2: 0.10, 3: 0.10, 5: 0.787, 9: 0.842}
+    assert REG.LADDER[-1].ensemble_of == exps[10].name
+    assert {s.number: s.reported for s in REG.LADDER if s.reported} == {1: 0.69, 2: 0.10, 3: 0.10, 5: 0.787, 9: 0.842}
 
 
 def test_ladder_budget_is_set_for_every_profile():
     for name in PROFILES:
-        b = E.ladder_budget(name)
+        b = LAD.ladder_budget(name)
         assert b["epochs"] >= 1 and len(b["seeds"]) >= (1 if name == "smoke" else 3)
-        for s in E.LADDER:
+        for s in REG.LADDER:
             if s.ensemble_of is None:
-                assert E.EXPERIMENTS[s.name].epochs_for(PROFILES[name]) == b["epochs"]
-    assert E.ladder_budget("gpu")["train_size"] is None
-    assert E.ladder_budget("cpu")["test_size"] <= 10_000
+                assert REG.EXPERIMENTS[s.name].epochs_for(PROFILES[name]) == b["epochs"]
+    assert LAD.ladder_budget("gpu")["train_size"] is None
+    assert LAD.ladder_budget("cpu")["test_size"] <= 10_000
 
 
 def _tiny_ladder():
     """Two steps on a tiny network (training runs cost seconds): one trained step and its ensemble."""
     recipe = RC.Recipe("t", "adam", 3e-3, batch_size=50)
-    base = E.Experiment("tiny-a", "작은 망", E.VGGBuild((4, "M"), head="gap", width=1.0),
+    base = REG.Experiment("tiny-a", "작은 망", REG.VGGBuild((4, "M"), head="gap", width=1.0),
                         recipe, {"smoke": 1, "cpu": 1, "gpu": 1}, {"smoke": 200})
-    E.EXPERIMENTS["tiny-a"] = base
-    return [E.LadderStep(1, "tiny-a", "가", "기준", 0.5),
-            E.LadderStep(2, "tiny-ens", "앙상블", "평균", None, ensemble_of="tiny-a")]
+    REG.EXPERIMENTS["tiny-a"] = base
+    return [REG.LadderStep(1, "tiny-a", "가", "기준", 0.5),
+            REG.LadderStep(2, "tiny-ens", "앙상블", "평균", None, ensemble_of="tiny-a")]
 
 
 @pytest.fixture
 def tiny(monkeypatch):
     steps = _tiny_ladder()
-    monkeypatch.setattr(E, "LADDER", steps)
+    monkeypatch.setattr(LAD, "LADDER", steps)
     yield steps
-    E.EXPERIMENTS.pop("tiny-a", None)
+    REG.EXPERIMENTS.pop("tiny-a", None)
 
 
 def test_run_ladder_tabulates_seeds_and_the_ensemble(tiny, tmp_path):
     data = synthetic_cifar10(600, 300, seed=2)
-    result = E.run_ladder("smoke", data=data, seeds=(0, 1), out=tmp_path / "lad", log=lambda s: None)
+    result = LAD.run_ladder("smoke", data=data, seeds=(0, 1), out=tmp_path / "lad", log=lambda s: None)
     assert [r["step"] for r in result.rows] == [1, 2] and result.seeds == (0, 1)
     r = result.row(1)
     assert len(r["accuracies"]) == 2 and r["mean"] == pytest.approx(np.mean(r["accuracies"]))
@@ -90,24 +91,24 @@ def test_run_ladder_tabulates_seeds_and_the_ensemble(tiny, tmp_path):
     saved = json.loads((tmp_path / "lad" / "ladder.json").read_text(encoding="utf-8"))
     assert saved["rows"] == json.loads(json.dumps(result.rows))
     with pytest.raises(ValueError, match="already holds ladder records"):
-        E.run_ladder("smoke", data=data, seeds=(0, 1), out=tmp_path / "lad", log=lambda s: None)
+        LAD.run_ladder("smoke", data=data, seeds=(0, 1), out=tmp_path / "lad", log=lambda s: None)
     # and the whole ladder back with load_ladder
-    loaded = E.load_ladder(tmp_path / "lad")
+    loaded = LAD.load_ladder(tmp_path / "lad")
     assert loaded.table() == result.table().replace(f"{result.seconds / 60:.1f}분", f"{round(result.seconds, 1) / 60:.1f}분")
     assert [r["seed"] for r in loaded.records["tiny-a"]] == [0, 1] and loaded.ensemble == json.loads(json.dumps(ens))
     (tmp_path / "lad" / "tiny-a" / "seed1" / "result.json").unlink()  # an interrupted or edited folder
     with pytest.raises(ValueError, match="do not match ladder.json"):
-        E.load_ladder(tmp_path / "lad")
+        LAD.load_ladder(tmp_path / "lad")
     with pytest.raises(ValueError, match="holds no ladder.json"):
-        E.load_ladder(tmp_path / "nothing")
+        LAD.load_ladder(tmp_path / "nothing")
 
 
 def test_run_ladder_checks_its_arguments(tiny):
     for bad in ((), (0, 0), (-1,)):
         with pytest.raises(ValueError, match="seeds"):
-            E.run_ladder("smoke", seeds=bad, data=synthetic_cifar10(100, 50))
+            LAD.run_ladder("smoke", seeds=bad, data=synthetic_cifar10(100, 50))
     with pytest.raises(ValueError, match="not an earlier step"):
-        E.run_ladder("smoke", steps=[tiny[1]], data=synthetic_cifar10(100, 50))
+        LAD.run_ladder("smoke", steps=[tiny[1]], data=synthetic_cifar10(100, 50))
 
 
 def _record(tmp_path, rel, **fields):
@@ -146,8 +147,8 @@ def test_load_records_rejects_files_that_are_not_records(tmp_path):
 
 
 def test_cli_runs_the_ladder_and_prints_the_table(tiny, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(E, "LADDER", tiny[:1])  # one run keeps the test short; run_ladder is tested above
-    monkeypatch.setitem(E.LADDER_SEEDS, "smoke", (0,))
+    monkeypatch.setattr(LAD, "LADDER", tiny[:1])  # one run keeps the test short; run_ladder is tested above
+    monkeypatch.setitem(REG.LADDER_SEEDS, "smoke", (0,))
     out = tmp_path / "ladder"
     assert main(["run", "ladder", "--profile", "smoke", "--data", "synthetic", "--seed", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -45,3 +45,17 @@ def test_no_private_name_crosses_a_module():
 def test_the_leaves_import_nothing_of_vgglab():
     assert GRAPH["checks"] == GRAPH["files"] == GRAPH["tables"] == set()
 
+
+
+def test_import_leaves_logging_alone_and_setup_quiets_tensorflow():
+    """``import vgglab`` only declares things; ``vgglab.setup()`` is what quiets TensorFlow's retracing notes."""
+    import subprocess
+    import sys
+
+    code = ("import logging, vgglab; a = logging.getLogger('tensorflow').level; vgglab.setup('smoke', font=False, "
+            "quiet=True); print(a, logging.getLogger('tensorflow').level)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent, env={**__import__("os").environ, "VGGLAB_CIFAR10": "synthetic"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split()[-2:])
+    assert before != 40 and after == 40  # logging.ERROR

@@ -6,6 +6,7 @@ import pytest
 
 from vgglab import analysis as A
 from vgglab import experiments as E
+from vgglab import registry as REG
 from vgglab import train as T
 from vgglab import augment as AUG, evaluate as EV, recipes as RC
 from vgglab.models import vgg
@@ -139,7 +140,7 @@ def test_weight_summary_counts_kernels_only():
 
 def test_vgg_build_fields_reach_the_model():
     prof, recipe = get_profile("smoke"), RC.RECIPES["adam"]
-    base = E.VGGBuild((8, "M", 16, "M"), activation="sigmoid", initializer="normal(0.01)", width=1.0)
+    base = REG.VGGBuild((8, "M", 16, "M"), activation="sigmoid", initializer="normal(0.01)", width=1.0)
     set_seed(0)
     m = base(prof, recipe, 0)
     k = keras.ops.convert_to_numpy(m.get_layer("block2_conv1").kernel)
@@ -153,25 +154,25 @@ def test_vgg_build_fields_reach_the_model():
     reg(np.zeros((1, 32, 32, 3), "float32"))
     assert np.isclose(float(sum(keras.ops.convert_to_numpy(v) for v in reg.losses)), expected, rtol=1e-4)
     assert base.but(l2=5e-4).describe() == "사용자 구성 · sigmoid · normal(0.01) · L2 0.0005"
-    assert E.VGGBuild(width=None)(prof, recipe, 0).get_layer("block1_conv1").filters == 8  # 64 x smoke's 0.125
+    assert REG.VGGBuild(width=None)(prof, recipe, 0).get_layer("block1_conv1").filters == 8  # 64 x smoke's 0.125
 
 
 def test_vgg_build_rejects_bad_fields():
     with pytest.raises(ValueError, match="'depth'"):
-        E.VGGBuild().but(depth=3)
+        REG.VGGBuild().but(depth=3)
     with pytest.raises(ValueError, match="unknown initializer 'xavierr'"):
-        E.VGGBuild(initializer="xavierr")
+        REG.VGGBuild(initializer="xavierr")
     with pytest.raises(ValueError, match="l2 must be"):
-        E.VGGBuild(l2=-1e-4)
+        REG.VGGBuild(l2=-1e-4)
     with pytest.raises(ValueError, match="positive"):
-        E.VGGBuild(initializer="normal(0)")
+        REG.VGGBuild(initializer="normal(0)")
 
 
 def test_regularisation_arms_differ_from_the_base_in_one_choice():
-    base = E.EXPERIMENTS["reg-none"]
-    assert E.EXPERIMENTS["reg-l2"].build == base.build.but(l2=E.REG_L2)
-    assert E.EXPERIMENTS["reg-l1"].build == base.build.but(l1=E.REG_L1)
-    aug = E.EXPERIMENTS["reg-augment"]
+    base = REG.EXPERIMENTS["reg-none"]
+    assert REG.EXPERIMENTS["reg-l2"].build == base.build.but(l2=REG.REG_L2)
+    assert REG.EXPERIMENTS["reg-l1"].build == base.build.but(l1=REG.REG_L1)
+    aug = REG.EXPERIMENTS["reg-augment"]
     assert aug.build == base.build and aug.recipe.augment == ("flip", "translate", "cutout")
     assert base.recipe.optimizer == "sgd" and base.recipe.weight_decay == 0  # L2 lives in the loss, not the optimizer
 
@@ -214,7 +215,7 @@ def test_augmentation_grid_and_weight_histograms_draw():
 
 def test_keep_model_returns_the_trained_model_and_its_overfit_summary():
     data = __import__("vgglab").data.synthetic_cifar10(400, 200, seed=3)
-    exp = E.Experiment("tiny", "작은 망", E.VGGBuild((4, "M"), head="gap", width=1.0), RC.Recipe("t", "adam", 3e-3),
+    exp = REG.Experiment("tiny", "작은 망", REG.VGGBuild((4, "M"), head="gap", width=1.0), RC.Recipe("t", "adam", 3e-3),
                        {"smoke": 1}, {"smoke": 150})
     record, model, splits = E.run_experiment(exp, profile="smoke", data=data, seed=1, keep_model=True, log=lambda s: None)
     again = E.experiment_splits(exp, "smoke", data, seed=1)

@@ -8,6 +8,7 @@ import pytest
 from vgglab import analysis as A
 from vgglab import data as D
 from vgglab import experiments as E
+from vgglab import registry as REG
 from vgglab import records as RS
 from vgglab import plots
 
@@ -16,7 +17,7 @@ from vgglab import plots
 def two_seeds(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     data = D.synthetic_cifar10(n_train=600, n_test=200)
-    exp = E.get_experiment("vgg16").variant("vgg16-test", epochs={"smoke": 1}, train_size={"smoke": 128})
+    exp = REG.get_experiment("vgg16").variant("vgg16-test", epochs={"smoke": 1}, train_size={"smoke": 128})
     for seed in (0, 1):
         E.run_experiment(exp, profile="smoke", seed=seed, data=data, out=root / f"seed-{seed}", log=lambda *a: None)
     return root, RS.load_records(root, experiment="vgg16-test")
@@ -109,11 +110,11 @@ def test_speedrun_rows_and_table():
     def rec(seed, acc, secs):
         return {"profile": "gpu", "seed": seed, "test_accuracy": acc, "test_accuracy_no_tta": acc - 0.01,
                 "train_seconds": secs, "eval_seconds": 1.0, "history": {"epoch_seconds": [secs / 2 + 5, secs / 2 - 5]}}
-    rows = E.speedrun_rows({"speedrun": [rec(0, 0.942, 100), rec(1, 0.938, 120), rec(2, 0.941, 110)]})
+    rows = RS.speedrun_rows({"speedrun": [rec(0, 0.942, 100), rec(1, 0.938, 120), rec(2, 0.941, 110)]})
     (row,) = rows
     assert row["runs"] == 3 and row["median_seconds"] == 111.0 and row["median_compile"] == 10.0
     assert row["reached"] == 2 and row["median_accuracy"] == 0.941 and row["median_no_tta"] == pytest.approx(0.931)
-    text = E.speedrun_table(rows)
+    text = RS.speedrun_table(rows)
     assert "speedrun" in text and "2/3" in text and "94.10%" in text
     import unicodedata
 
@@ -122,4 +123,4 @@ def test_speedrun_rows_and_table():
     head, rule, body = text.splitlines()
     assert "실험" in head and columns(head) == len(rule) == columns(body), text  # the Korean header lines up
     with pytest.raises(ValueError, match="'speedrun-x' has no records"):
-        E.speedrun_rows({"speedrun-x": []})
+        RS.speedrun_rows({"speedrun-x": []})

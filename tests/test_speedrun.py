@@ -6,6 +6,8 @@ import pytest
 from vgglab import analysis as A
 from vgglab import data as D
 from vgglab import experiments as E
+from vgglab import records as RS
+from vgglab import registry as REG
 from vgglab import speedrun as S
 from vgglab import train as T
 from vgglab import augment as AUG, evaluate as EV, recipes as RC
@@ -94,9 +96,9 @@ def test_flip_tta_averages_the_image_and_its_mirror():
 
 
 def test_the_speedrun_experiment_whitens_from_its_training_images_and_records_both_accuracies():
-    exp = E.get_experiment("speedrun")
+    exp = REG.get_experiment("speedrun")
     assert E.batch_size(exp, get_profile("cpu")) == 256 and E.batch_size(exp, get_profile("gpu")) == 1024
-    assert E.batch_size(E.get_experiment("vgg16"), get_profile("cpu")) == get_profile("cpu").batch_size
+    assert E.batch_size(REG.get_experiment("vgg16"), get_profile("cpu")) == get_profile("cpu").batch_size
     data = D.synthetic_cifar10(n_train=600, n_test=200)
     record, model, _ = E.run_experiment(exp.variant("speedrun-test", epochs={"smoke": 1}, train_size={"smoke": 256}),
                                         profile="smoke", data=data, keep_model=True, log=lambda *a: None)
@@ -110,14 +112,14 @@ def test_the_speedrun_experiment_whitens_from_its_training_images_and_records_bo
 def test_speedrun_summary():
     record = {"profile": "gpu", "test_accuracy": 0.9412, "test_accuracy_no_tta": 0.935, "train_seconds": 30.0,
               "eval_seconds": 1.5, "history": {"epoch_seconds": [12.0, 2.0, 2.5, 2.0]}}
-    s = E.speedrun_summary(record)
+    s = RS.speedrun_summary(record)
     assert s == {"seconds": 31.5, "compile_seconds": 10.0, "test_accuracy": 0.9412, "test_accuracy_no_tta": 0.935,
                  "target": 0.94, "reached": True}
-    assert not E.speedrun_summary(record, target=0.95)["reached"]
+    assert not RS.speedrun_summary(record, target=0.95)["reached"]
     with pytest.raises(ValueError, match="no speed-run target for profile 'tiny'"):
-        E.speedrun_summary({**record, "profile": "tiny"})
+        RS.speedrun_summary({**record, "profile": "tiny"})
     with pytest.raises(ValueError, match="not a run record"):
-        E.speedrun_summary({"profile": "gpu"})
+        RS.speedrun_summary({"profile": "gpu"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def test_triangle_schedule_runs_from_a_fifth_to_the_peak_and_down_to_seven_hundr
     sched = RC.OneCycle(2.0, 100, warmup=RC.TRIANGLE[1], start=RC.TRIANGLE[0], end=RC.TRIANGLE[2])
     lr = [float(np.asarray(sched(s))) for s in (0, 23, 100)]
     np.testing.assert_allclose(lr, [0.4, 2.0, 0.14], rtol=1e-5)
-    opt = RC.make_optimizer(E.AIRBENCH_RECIPE, 100)
+    opt = RC.make_optimizer(REG.AIRBENCH_RECIPE, 100)
     assert isinstance(opt, RC.BiasScaledSGD) and opt.bias_lr_scale == 64
 
 
@@ -222,7 +224,7 @@ def test_speedrun94_resumed_after_the_lookahead_began_ends_like_an_uninterrupted
     epoch 4 (the average began in epoch 3) picks it up from the checkpoint's weights and ends the same."""
     from vgglab.runtime import set_seed
 
-    exp = E.EXPERIMENTS["speedrun94"]
+    exp = REG.EXPERIMENTS["speedrun94"]
     prof = get_profile("smoke")
     x, y = _images(96), np.arange(96) % 10
 

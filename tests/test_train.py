@@ -8,6 +8,7 @@ import pytest
 from vgglab import data as D
 from vgglab import train as T
 from vgglab import augment as AUG, recipes as RC
+from vgglab import registry as REG
 from vgglab.experiments import RESULT_KEYS, prepare, run_experiment
 from vgglab.models import vgg
 from vgglab.runtime import PROFILES, get_profile, set_seed
@@ -167,7 +168,8 @@ def test_run_experiment_writes_a_complete_record(tmp_path):
 
 
 def test_paper_recipe_uses_its_own_batch_size():
-    from vgglab.experiments import EXPERIMENTS, batch_size
+    from vgglab.experiments import batch_size
+    from vgglab.registry import EXPERIMENTS
 
     assert batch_size(EXPERIMENTS["vgg16-paper"], PROFILES["cpu"]) == 256  # the paper's batch
     assert batch_size(EXPERIMENTS["vgg16"], PROFILES["cpu"]) == PROFILES["cpu"].batch_size
@@ -176,7 +178,7 @@ def test_paper_recipe_uses_its_own_batch_size():
 
 
 def test_variant_changes_one_thing_and_runs_without_registration():
-    from vgglab.experiments import EXPERIMENTS, get_experiment
+    from vgglab.registry import EXPERIMENTS, get_experiment
 
     base = EXPERIMENTS["basic-cnn"]
     relu = base.variant("basic-relu", build=lambda prof, recipe, seed: vgg(
@@ -194,9 +196,8 @@ def test_variant_changes_one_thing_and_runs_without_registration():
 
 
 def test_a_variant_with_another_recipe_says_so_in_its_title():
-    from vgglab import experiments as E
-
-    base = E.EXPERIMENTS["vgg13-he"]
+    
+    base = REG.EXPERIMENTS["vgg13-he"]
     sgd = base.variant("vgg13-sgd", optimizer="sgd", lr=0.01)
     assert sgd.title != base.title and "optimizer sgd" in sgd.title and "lr 0.01" in sgd.title
     assert base.variant("v", title="SGD 0.01", lr=0.01).title == "SGD 0.01"  # a title given is kept

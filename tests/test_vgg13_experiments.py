@@ -6,7 +6,8 @@ import pytest
 
 import vgglab
 import vgglab.analysis
-from vgglab.experiments import EXPERIMENTS, comparison_profile
+from vgglab.experiments import comparison_profile
+from vgglab.registry import EXPERIMENTS
 from vgglab.runtime import PROFILES
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vgglab import experiments as E
+from vgglab import registry as REG
 from vgglab import augment as AUG, dense_eval as DE, evaluate as EV
 from vgglab.data import synthetic_cifar10
 from vgglab.dense_eval import to_fully_convolutional
@@ -243,10 +244,10 @@ def test_dense_scores_refuses_bad_arguments(kwargs, message):
 
 
 def test_vgg_a4_experiments_build_convertible_models():
-    fixed = E.EXPERIMENTS["vgg-a4-s32"]
+    fixed = REG.EXPERIMENTS["vgg-a4-s32"]
     names = [layer.name for layer in fixed.build(E.get_profile("smoke"), fixed.recipe, 0).layers]
     assert names[1:3] == ["augment_flip", "block1_conv1"]
-    exp = E.EXPERIMENTS["vgg-a4-jitter"]
+    exp = REG.EXPERIMENTS["vgg-a4-jitter"]
     model = exp.build(E.get_profile("smoke"), exp.recipe, 0)
     names = [layer.name for layer in model.layers]
     assert names[1:3] == ["augment_scale", "augment_flip"] and "block1_bn1" in names
@@ -260,7 +261,7 @@ def test_vgg_a4_experiments_build_convertible_models():
 
 
 def test_keep_model_returns_the_trained_model(tmp_path):
-    exp = E.EXPERIMENTS["vgg-a4-jitter"].variant(
+    exp = REG.EXPERIMENTS["vgg-a4-jitter"].variant(
         "tiny", build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
                                           batch_norm=True, head="small", head_units=16),
         epochs={"smoke": 1})

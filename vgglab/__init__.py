@@ -12,23 +12,20 @@ import os as _os
 
 # TensorFlow's C++ start-up chatter (oneDNN notes, graph warnings) confuses readers; real errors still raise.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TensorFlow's Python-side notes ("... triggered tf.function retracing") appear when a chapter evaluates several
-# fresh models in a row; they are harmless and would fill the training logs. Warnings of other libraries stay.
-import logging as _logging  # noqa: E402
-
-_logging.getLogger("tensorflow").setLevel(_logging.ERROR)
 
 REPO_URL = "https://github.com/vgglab/vgglab"
 
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
 from vgglab.runtime import PROFILES, VERSION as __version__, Profile, get_profile  # noqa: E402
-from vgglab.runtime import device_name as _device_name, set_seed as _set_seed  # noqa: E402
+from vgglab.runtime import device_name as _device_name, quiet_tensorflow as _quiet_tensorflow  # noqa: E402
+from vgglab.runtime import set_seed as _set_seed  # noqa: E402
 from vgglab.data import CLASS_NAMES_EN, CLASS_NAMES_KO, describe_source as _describe_source, load_cifar10  # noqa: E402
 from vgglab.data import load_for_profile  # noqa: E402
 from vgglab.models import CONFIGS, basic_cnn, vgg  # noqa: E402
 from vgglab.plots import use_korean_font as _use_korean_font  # noqa: E402
-from vgglab.experiments import EXPERIMENTS, run_experiment  # noqa: E402
+from vgglab.registry import EXPERIMENTS  # noqa: E402
+from vgglab.experiments import run_experiment  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES_EN",
@@ -79,6 +76,7 @@ def setup(profile: str | Profile | None = None, seed: int = 0, *, font: bool = T
     """
     import keras
 
+    _quiet_tensorflow()
     prof = get_profile(profile)
     _set_seed(seed)
     if font:
@@ -87,18 +85,3 @@ def setup(profile: str | Profile | None = None, seed: int = 0, *, font: bool = T
     if not quiet:
         print(session.line())
     return session
-
-
-def _quiet_tensorflow() -> None:
-    """Silence TensorFlow's Python-side warnings too (tf.function retracing when a chapter trains several
-    models in a row). In Jupyter, TensorFlow sets its logger to INFO when it is first asked for it, so this
-    asks for it first and then raises the level; errors still raise."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-
-
-_quiet_tensorflow()

@@ -62,12 +62,14 @@ def _one_line(e: Exception) -> str:
 
 
 def _dispatch(args) -> int:
-    from vgglab import experiments, runtime
+    from vgglab import experiments, registry, runtime
     from vgglab.data import describe_source
+
+    runtime.quiet_tensorflow()
 
     if args.command == "list":
         print("실험:")
-        for e in experiments.EXPERIMENTS.values():
+        for e in registry.EXPERIMENTS.values():
             eps = ", ".join(f"{k} {v}" for k, v in e.epochs.items())
             print(f"  {e.name:<12} {e.title} (에포크: {eps}; 레시피 {e.recipe.name})")
         print("  ladder       기법 사다리: ladder-01 ~ ladder-10을 시드 여러 개로 돌리고 앙상블까지 한 표로")
@@ -99,7 +101,7 @@ def _dispatch(args) -> int:
         raise ValueError(f"--train-size must be a positive number of training images, not {args.train_size}")
     if args.experiment == "ladder":
         return _run_ladder(args)
-    experiments.get_experiment(args.experiment)  # fail fast, before loading data
+    registry.get_experiment(args.experiment)  # fail fast, before loading data
     record = experiments.run_experiment(args.experiment, profile=args.profile, epochs=args.epochs, seed=args.seed,
                                         out=args.out, resume=args.resume, source=args.data, progress_every=30.0,
                                         train_size=args.train_size, precision=args.precision,
@@ -112,19 +114,19 @@ def _dispatch(args) -> int:
 
 def _run_ladder(args) -> int:
     """``run ladder``: every ladder step for several seeds (``--seed`` is the first), then the table."""
-    from vgglab import experiments, runtime
+    from vgglab import ladder, registry, runtime
 
     if args.epochs is not None:
-        raise ValueError("the ladder sets its epochs per profile (vgglab.experiments.LADDER_EPOCHS); leave out --epochs")
+        raise ValueError("the ladder sets its epochs per profile (vgglab.registry.LADDER_EPOCHS); leave out --epochs")
     if args.resume:
         raise ValueError("the ladder cannot resume; run it again with a new --out directory")
     if args.train_size is not None:
-        raise ValueError("the ladder sets its training images per profile (vgglab.experiments.LADDER_TRAIN_SIZE); "
+        raise ValueError("the ladder sets its training images per profile (vgglab.registry.LADDER_TRAIN_SIZE); "
                          "leave out --train-size")
     prof = runtime.get_profile(args.profile)
-    seeds = tuple(args.seed + i for i in range(len(experiments.LADDER_SEEDS[prof.name])))
-    result = experiments.run_ladder(prof, seeds=seeds, out=args.out, source=args.data,
-                                    log=lambda s: print(s, flush=True))
+    seeds = tuple(args.seed + i for i in range(len(registry.LADDER_SEEDS[prof.name])))
+    result = ladder.run_ladder(prof, seeds=seeds, out=args.out, source=args.data,
+                               log=lambda s: print(s, flush=True))
     print(result.table())
     if args.out:
         print(f"기록: {os.path.join(args.out, 'ladder.json')}")

@@ -223,7 +223,7 @@ def weight_histograms(weights: dict, ax=None, bins: int = 81, limit: float | Non
 def ladder_chart(rows, ax=None, chance: float = 0.1):
     """Mean test accuracy per ladder step with standard-deviation error bars, and the reported figures.
 
-    ``rows`` are the dicts of ``vgglab.experiments.LadderResult.rows`` (``step``, ``label``, ``mean``, ``std``,
+    ``rows`` are the dicts of ``vgglab.ladder.LadderResult.rows`` (``step``, ``label``, ``mean``, ``std``,
     ``reported``); a row without ``std`` gets no error bar, a row without ``reported`` no marker.
     """
     import matplotlib.pyplot as plt

@@ -11,6 +11,8 @@ import numpy as np
 
 from vgglab.evaluate import ensemble_scores
 from vgglab.files import atomic_write
+from vgglab.registry import SPEEDRUN_TARGET
+from vgglab.tables import text_table
 
 def load_records(folder: str | os.PathLike, experiment: str | None = None, profile: str | None = None) -> list[dict]:
     """Every ``result.json`` under ``folder`` (recursively), optionally only one experiment's or profile's.
@@ -113,3 +115,59 @@ def summarize_seeds(records: list[dict]) -> dict:
     if len(records) > 1 and all(predictions_path(r).is_file() for r in records):
         out["ensemble"] = seed_ensemble(records)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed runs (chapter 15): time and accuracy against the profile's target
+
+
+def speedrun_summary(record: dict, target: float | None = None) -> dict:
+    """How a speed run went: ``seconds`` (training plus the final evaluation, compiling included),
+    ``compile_seconds`` (the first epoch's time beyond the median of the others: tracing and compiling),
+    ``test_accuracy`` and whether it ``reached`` the target (the profile's ``SPEEDRUN_TARGET`` by default)."""
+    if not isinstance(record, dict) or "history" not in record or "test_accuracy" not in record:
+        raise ValueError(f"not a run record (no history or test_accuracy): {str(record)[:80]!r}")
+    if target is None:
+        target = SPEEDRUN_TARGET.get(record.get("profile"))
+        if target is None:
+            raise ValueError(f"no speed-run target for profile {record.get('profile')!r}; pass target=")
+    epochs = record["history"]["epoch_seconds"]
+    compile_s = max(0.0, epochs[0] - float(np.median(epochs[1:]))) if len(epochs) > 1 else None
+    seconds = float(record["train_seconds"]) + float(record.get("eval_seconds", 0.0))
+    return {"seconds": round(seconds, 2), "compile_seconds": None if compile_s is None else round(compile_s, 2),
+            "test_accuracy": record["test_accuracy"], "test_accuracy_no_tta": record.get("test_accuracy_no_tta"),
+            "target": target, "reached": bool(record["test_accuracy"] >= target)}
+
+
+def speedrun_rows(records: dict) -> list[dict]:
+    """One row per experiment of ``{experiment: [records]}``: runs, median seconds and compile seconds, how many
+    reached the target, and the median test accuracy with and without flip TTA."""
+    if not isinstance(records, dict):
+        raise TypeError(f"records must be a dict of {{experiment: [records]}}, not {type(records).__name__}")
+    rows = []
+    for name, recs in records.items():
+        if not recs:
+            raise ValueError(f"experiment {name!r} has no records")
+        s = [speedrun_summary(r) for r in recs]
+        compiles = [x["compile_seconds"] for x in s if x["compile_seconds"] is not None]
+        no_tta = [x["test_accuracy_no_tta"] for x in s if x["test_accuracy_no_tta"] is not None]
+        rows.append({"experiment": name, "runs": len(s), "median_seconds": float(np.median([x["seconds"] for x in s])),
+                     "median_compile": float(np.median(compiles)) if compiles else None,
+                     "reached": sum(x["reached"] for x in s), "target": s[0]["target"],
+                     "median_accuracy": float(np.median([x["test_accuracy"] for x in s])),
+                     "median_no_tta": float(np.median(no_tta)) if no_tta else None,
+                     "accuracies": [x["test_accuracy"] for x in s]})
+    return rows
+
+
+def speedrun_table(rows: list[dict]) -> str:
+    """``speedrun_rows`` as a fixed-width text table with Korean headers (Hangul counted as two columns)."""
+    keys = {"experiment", "runs", "median_seconds", "median_compile", "reached", "median_accuracy", "median_no_tta"}
+    if isinstance(rows, (str, dict)) or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
+        raise ValueError(f"rows must be the list that speedrun_rows returns, not {str(rows)[:80]!r}")
+    head = ["실험", "실행", "중앙값 초", "컴파일 초", "도달", "정확도 (TTA)", "TTA 없이"]
+    cells = [[r["experiment"], r["runs"], f"{r['median_seconds']:.1f}",
+              f"{r['median_compile']:.1f}" if r["median_compile"] is not None else "-", f"{r['reached']}/{r['runs']}",
+              f"{r['median_accuracy']:.2%}", f"{r['median_no_tta']:.2%}" if r["median_no_tta"] is not None else "-"]
+             for r in rows]
+    return text_table(head, cells)

@@ -36,7 +36,7 @@ class ReferenceRun:
     train_size: int | None = None  # None: every training image the profile gives (45,000 for gpu)
 
     def __post_init__(self):
-        from vgglab.experiments import get_experiment
+        from vgglab.registry import get_experiment
         from vgglab.runtime import check_seed, get_profile
 
         if not isinstance(self.folder, str) or not self.folder or self.folder.startswith(("/", "..")):
@@ -56,9 +56,8 @@ def _seeds(folder: str, experiment: str, seeds, **kw) -> tuple[ReferenceRun, ...
     return tuple(ReferenceRun(f"{folder}/seed-{s}", experiment, s, **kw) for s in seeds)
 
 
-# In the order they run. The speed run (airbench94's recipe, 10 epochs of 45,000 images) takes about 20 minutes in
-# bf16 on two idle cores; VGG-16-BN at width 1 trained at about 220 img/s (3.4 minutes an epoch), so its 60 epochs
-# take about 3.5 hours and span several sittings of the queue.
+# In the order they run. VGG-16-BN's 60 epochs at width 1 take hours on two CPU cores and span several sittings of the
+# queue; each record's train_seconds and history say how long its run took.
 REFERENCE_RUNS: tuple[ReferenceRun, ...] = (
     *_seeds("speedrun94-full", "speedrun94", (0,)),
     # Does bf16 train as well as float32? The speed run on 10,000 images for 5 epochs, 3 seeds in each precision.

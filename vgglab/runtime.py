@@ -6,6 +6,7 @@ run in seconds on CI (``smoke``), in minutes on two CPU cores (``cpu``) or in fu
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -228,3 +229,18 @@ def set_seed(seed: int) -> None:
 
 def in_colab() -> bool:
     return "google.colab" in sys.modules
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's Python-side notes ("... triggered tf.function retracing" when a chapter trains several
+    models in a row): they are harmless and would fill the training logs. In Jupyter, TensorFlow sets its logger to
+    INFO when it is first asked for it, so this asks for it first and then raises the level; errors still raise.
+    Warnings of other libraries stay."""
+    import keras
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")

@@ -35,8 +35,8 @@ def compile_model(model: keras.Model, recipe: Recipe, steps: int) -> keras.Model
 
 
 def _jit_compile():
-    """XLA for TensorFlow only where a GPU is visible. On CPU, XLA adds 10-30 s of compiling per model (train,
-    evaluate and predict each) and trained no faster on two cores; JAX needs jit, torch resolves "auto" itself."""
+    """XLA for TensorFlow only where a GPU is visible. On a CPU, XLA compiles each model's train, evaluate and predict
+    functions and did not train faster on two cores; JAX needs jit, torch resolves "auto" itself."""
     from vgglab.runtime import gpu_visible
 
     return False if keras.backend.backend() == "tensorflow" and not gpu_visible() else "auto"
