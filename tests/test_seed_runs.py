@@ -124,3 +124,19 @@ def test_speedrun_rows_and_table():
     assert "실험" in head and columns(head) == len(rule) == columns(body), text  # the Korean header lines up
     with pytest.raises(ValueError, match="'speedrun-x' has no records"):
         RS.speedrun_rows({"speedrun-x": []})
+
+
+def test_arm_stats_give_mean_and_sample_std_and_say_when_arms_are_apart():
+    runs = {"a": [{"test_accuracy": 0.30}, {"test_accuracy": 0.34}, {"test_accuracy": 0.32}],
+            "b": [{"test_accuracy": 0.20}, {"test_accuracy": 0.21}, {"test_accuracy": 0.22}],
+            "c": [{"test_accuracy": 0.31}, {"test_accuracy": 0.24}, {"test_accuracy": 0.27}]}
+    s = RS.arm_stats(runs, "test_accuracy")
+    assert s["a"]["mean"] == pytest.approx(0.32) and s["a"]["std"] == pytest.approx(0.02)
+    assert RS.apart(s["a"], s["b"]) and not RS.apart(s["a"], s["c"])  # 0.05 apart, but spreads 0.02 + 0.035
+    assert RS.mean_std(s["a"]) == "32.0% ± 2.0%"
+    loss = RS.arm_stats({"x": [{"history": {"loss": [2.0, 1.5]}}]}, lambda r: r["history"]["loss"][-1])
+    assert loss["x"] == {"values": [1.5], "mean": 1.5, "std": None}
+    with pytest.raises(ValueError, match="two seeds"):
+        RS.apart(loss["x"], loss["x"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        RS.arm_stats({"x": []}, "test_accuracy")

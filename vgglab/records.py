@@ -171,3 +171,42 @@ def speedrun_table(rows: list[dict]) -> str:
               f"{r['median_accuracy']:.2%}", f"{r['median_no_tta']:.2%}" if r["median_no_tta"] is not None else "-"]
              for r in rows]
     return text_table(head, cells)
+
+
+# ----------------------------------------------------------------------------------------------
+# Arms of a comparison, each run with several seeds: mean ± sample standard deviation, and whether two arms differ by
+# more than their seeds do.
+
+
+def arm_stats(runs: dict, metric) -> dict:
+    """Each arm's ``metric`` over its seeds: values, mean and sample standard deviation.
+
+    Args:
+        runs: ``{arm: [record, ...]}``, one record (``run_experiment``'s dict) per seed.
+        metric: a record key such as ``"test_accuracy"``, or a function of a record, such as
+            ``lambda r: r["history"]["loss"][-1]``.
+
+    Returns:
+        ``{arm: {"values": [...], "mean": m, "std": s}}`` (``std`` is None for a single seed).
+    """
+    if not isinstance(runs, dict) or not all(isinstance(v, (list, tuple)) and v for v in runs.values()):
+        raise ValueError(f"runs must be a dict of arm -> non-empty list of records, not {str(runs)[:80]!r}")
+    get = metric if callable(metric) else (lambda r: r[metric])
+    out = {}
+    for arm, recs in runs.items():
+        values = np.array([float(get(r)) for r in recs])
+        out[arm] = {"values": values.tolist(), "mean": float(values.mean()),
+                    "std": float(values.std(ddof=1)) if len(values) > 1 else None}
+    return out
+
+
+def apart(a: dict, b: dict) -> bool:
+    """Whether two arms of ``arm_stats`` differ by more than their seeds spread: |mean_a - mean_b| > std_a + std_b."""
+    if a["std"] is None or b["std"] is None:
+        raise ValueError("comparing arms needs at least two seeds in each")
+    return abs(a["mean"] - b["mean"]) > a["std"] + b["std"]
+
+
+def mean_std(stat: dict, fmt: str = "{:.1%}") -> str:
+    """``"35.9% ± 2.1%"``: an arm's mean and sample standard deviation in ``fmt``."""
+    return fmt.format(stat["mean"]) + ("" if stat["std"] is None else " ± " + fmt.format(stat["std"]))
