@@ -3,13 +3,13 @@
     VGGLAB_PROFILE=cpu VGGLAB_CIFAR10=../shared/data/cifar10-jpg.tar.gz python scripts/run_chapters.py [book/NN_*.ipynb ...]
 
 Each notebook runs in its own kernel with book/ as the working directory; the wall time of each is
-printed and written to book/results/chapter_times.json together with the profile, data and device.
+printed and written to book/results/chapter_times.json together with the profile, data and device. A chapter whose
+cell fails is left as it was, the error is printed and the others still run; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 # TensorFlow's C++ log lines (absl's start-up notice, grappler's "remapper failed" and the like) reach stderr
@@ -51,21 +52,29 @@ def main(paths: list[str]) -> int:
     from vgglab.runtime import device_name, get_profile, versions
     from vgglab.data import describe_source
 
+    failed = []
     for nb_path in notebooks:
         nb = nbformat.read(nb_path, as_version=4)
         client = NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(nb_path.parent)}})
         t0 = time.perf_counter()
-        client.execute()
+        try:
+            client.execute()
+        except CellExecutionError as e:  # the notebook stays as it was; the others still run
+            failed.append(nb_path.name)
+            print(f"{nb_path.name}: FAILED after {time.perf_counter() - t0:.0f} s\n{str(e)[-3000:]}", flush=True)
+            continue
         seconds = time.perf_counter() - t0
         drop_library_logs(nb)
         nbformat.write(nb, nb_path)
         times[nb_path.name] = {"seconds": round(seconds, 1), "profile": get_profile().name, "data": describe_source(),
                                "device": device_name(), "versions": versions(),
                                "date": time.strftime("%Y-%m-%d", time.gmtime())}
+        times_file.parent.mkdir(parents=True, exist_ok=True)
+        times_file.write_text(json.dumps(times, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(f"{nb_path.name}: {seconds:.0f} s", flush=True)
-    times_file.parent.mkdir(parents=True, exist_ok=True)
-    times_file.write_text(json.dumps(times, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

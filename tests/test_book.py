@@ -236,3 +236,15 @@ def test_glossary_covers_every_term_two_chapters_introduce():
     for korean, _, where in rows:
         targets = re.findall(r"\]\(([^)]+)\)", where)
         assert len(targets) == 1 and (BOOK / targets[0]).is_file(), f"{korean}: {where!r} links to no page"
+
+
+# A Hangul syllable takes two columns of a fixed-width font but counts as one for an f-string width, so a padded
+# Korean header (f"{'파라미터':>8}") puts the columns out of line; printed tables use vgglab.tables.text_table.
+PADDED_HANGUL = re.compile(r"""\{'[^'{}]*[\uac00-\ud7a3][^'{}]*':[<>^]?\d+|\{"[^"{}]*[\uac00-\ud7a3][^"{}]*":[<>^]?\d+""")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_no_korean_literal_padded_by_width(path):
+    found = [f"code cell {i}: {m.group(0)!r}" for i, cell in enumerate(_code(_nb(path)))
+             for m in PADDED_HANGUL.finditer(_src(cell))]
+    assert not found, f"pad Korean with vgglab.tables.text_table, not an f-string width: {found}"

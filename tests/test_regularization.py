@@ -226,3 +226,18 @@ def test_keep_model_returns_the_trained_model_and_its_overfit_summary():
     assert s["train_accuracy"] == EV.evaluate(model, splits.x_train, splits.y_train)["test_accuracy"]
     with pytest.raises(ValueError, match="validation"):
         E.overfit_summary({"history": {"val_accuracy": []}}, model, splits)
+
+
+def test_data_seed_keeps_the_images_while_the_seed_changes_the_start():
+    """Ensemble members that differ only in their start and batch order: one data_seed, several seeds."""
+    data = __import__("vgglab").data.synthetic_cifar10(400, 200, seed=3)
+    exp = REG.Experiment("tiny", "작은 망", REG.VGGBuild((4, "M"), head="gap", width=1.0), RC.Recipe("t", "adam", 3e-3),
+                         {"smoke": 1}, {"smoke": 150})
+    a = E.run_experiment(exp, profile="smoke", data=data, seed=1, data_seed=0, keep_model=True, log=lambda s: None)
+    b = E.run_experiment(exp, profile="smoke", data=data, seed=2, data_seed=0, keep_model=True, log=lambda s: None)
+    c = E.run_experiment(exp, profile="smoke", data=data, seed=0, keep_model=True, log=lambda s: None)
+    assert np.array_equal(a.splits.x_train, b.splits.x_train) and np.array_equal(a.splits.x_train, c.splits.x_train)
+    assert not np.array_equal(a.model.get_weights()[0], b.model.get_weights()[0])
+    assert a.record["config"]["data_seed"] == 0 and "data_seed" not in c.record["config"]
+    with pytest.raises(ValueError, match="data_seed must be an integer"):
+        E.run_experiment(exp, profile="smoke", data=data, data_seed=-1)

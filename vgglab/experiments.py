@@ -96,12 +96,13 @@ def check_data(data) -> CIFAR10Data:
 
 
 def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, dataset: str, source: str,
-               distribution=None, precision: str = "float32") -> dict:
+               distribution=None, precision: str = "float32", data_seed: int | None = None) -> dict:
     """Everything that decides a run, as JSON would hold it; a resume must match it exactly.
 
     A data-parallel run adds ``"distribution": {"kind": ..., "replicas": n}`` (``vgglab.distribute.describe``),
-    and a mixed-precision run ``"precision": "mixed_bfloat16"`` (or ``mixed_float16``); a float32 run on one device
-    has neither key, as the records written before they existed.
+    and a mixed-precision run ``"precision": "mixed_bfloat16"`` (or ``mixed_float16``), and a run whose images were
+    chosen with another seed than its own ``"data_seed"``; a float32 run on one device has none of these keys, as the
+    records written before they existed.
     """
     config = {"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
               "batch_size": batch_size(exp, profile), "width": profile.width,
@@ -112,6 +113,8 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
         config["distribution"] = distribute.describe(distribution)
     if precision != "float32":
         config["precision"] = precision
+    if data_seed is not None and data_seed != seed:
+        config["data_seed"] = data_seed
     return json.loads(json.dumps(config))
 
 
@@ -148,7 +151,8 @@ def _prepare_out(out: Path, config: dict, resume: bool) -> tuple[Path, dict | No
 def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = None, epochs: int | None = None, seed: int = 0,
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
                    progress_every: float | None = None, distribution=None, train_size: int | None = None,
-                   precision: str = "float32", keep_model: bool = False, log=print) -> "dict | Run":
+                   precision: str = "float32", keep_model: bool = False, data_seed: int | None = None,
+                   log=print) -> "dict | Run":
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
 
     Args:
@@ -160,6 +164,8 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         source, data: where CIFAR-10 comes from, or the loaded ``CIFAR10Data`` itself.
         progress_every: seconds between progress lines inside an epoch (None: one line per epoch).
         keep_model: also return the trained model and the data it used, as a ``Run``.
+        data_seed: the seed that picks the training subset and the validation split (default: ``seed``). Members of
+            an ensemble that should differ only in their start and batch order share one ``data_seed``.
 
     Returns:
         The record: the experiment, profile, data, backend, device, precision, seed, per-epoch history, test
@@ -190,6 +196,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
     seed = check_seed(seed)  # every argument is checked before anything is loaded or written
+    data_seed = seed if data_seed is None else check_seed(data_seed, "data_seed")
     train.check_progress_every(progress_every)
     check_out(out)
     if data is not None:
@@ -197,7 +204,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data = data if data is not None else load_for_profile(prof, source, log)
-    config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution, precision)
+    config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution, precision, data_seed)
     ckpt, done = _prepare_out(Path(out), config, resume) if out is not None else (None, None)
     if done is not None:
         if keep_model:
@@ -208,7 +215,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     if resume and ckpt is not None and not ckpt.exists():
         log(f"{out}에 이어 갈 체크포인트가 없어 처음부터 학습합니다")
     set_seed(seed)
-    splits = prepare(data, prof, normalization=exp.recipe.normalization, seed=seed,
+    splits = prepare(data, prof, normalization=exp.recipe.normalization, seed=data_seed,
                      train_size=exp.train_size.get(prof.name))
     with distribute.scope(distribution), precision_policy(precision), no_retracing_warnings():
         model = exp.build(prof, exp.recipe, seed)
