@@ -16,7 +16,7 @@ from vgglab.data import CIFAR10Data, load_for_profile
 from vgglab.evaluate import ensemble_scores, no_retracing_warnings
 from vgglab.experiments import check_data, check_out, check_writable, experiment_splits, run_experiment
 from vgglab.files import write_json
-from vgglab.records import load_records
+from vgglab.records import load_records, mean_and_std
 from vgglab.registry import (LADDER, LADDER_BATCH_SIZE, LADDER_EPOCHS, LADDER_SEEDS, LADDER_TEST_SIZE, LADDER_TRAIN_SIZE,
                              LadderStep, get_experiment)
 from vgglab.runtime import Profile, device_name, get_profile, versions
@@ -180,8 +180,7 @@ def load_ladder(folder: str | os.PathLike) -> LadderResult:
 
 def _ladder_row(step: LadderStep, accs: list, seconds: float) -> dict:
     return {"step": step.number, "name": step.name, "label": step.label, "change": step.change,
-            "accuracies": [float(a) for a in accs], "mean": float(np.mean(accs)),
-            "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None, "reported": step.reported,
+            "accuracies": [float(a) for a in accs], **mean_and_std(accs), "reported": step.reported,
             "seconds": round(seconds, 1)}
 
 

@@ -107,8 +107,7 @@ def summarize_seeds(records: list[dict]) -> dict:
     accs = np.array([r["test_accuracy"] for r in records])
     out = {"experiment": records[0]["experiment"], "profile": records[0].get("profile"),
            "dataset": records[0].get("dataset"), "seeds": [r["seed"] for r in records],
-           "accuracies": accs.tolist(), "mean": float(accs.mean()),
-           "std": float(accs.std(ddof=1)) if len(accs) > 1 else None, "min": float(accs.min()),
+           "accuracies": accs.tolist(), **mean_and_std(accs), "min": float(accs.min()),
            "max": float(accs.max()), "median_wall_seconds": float(np.median([r["wall_seconds"] for r in records])),
            "devices": sorted({r.get("device", "?") for r in records}),
            "backends": sorted({r.get("backend", "?") for r in records}), "ensemble": None}
@@ -194,10 +193,15 @@ def arm_stats(runs: dict, metric) -> dict:
     get = metric if callable(metric) else (lambda r: r[metric])
     out = {}
     for arm, recs in runs.items():
-        values = np.array([float(get(r)) for r in recs])
-        out[arm] = {"values": values.tolist(), "mean": float(values.mean()),
-                    "std": float(values.std(ddof=1)) if len(values) > 1 else None}
+        values = [float(get(r)) for r in recs]
+        out[arm] = {"values": values, **mean_and_std(values)}
     return out
+
+
+def mean_and_std(values) -> dict:
+    """``{"mean": m, "std": s}`` of several seeds' values: ``s`` is the sample standard deviation (None for one value)."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None}
 
 
 def apart(a: dict, b: dict) -> bool:

@@ -33,6 +33,7 @@ from keras import layers, ops
 
 from vgglab.analysis import sample_patches
 from vgglab.augment import augmentation_layers
+from vgglab.blocks import augmented
 
 WIDTHS = (64, 256, 256)  # channels of the three blocks at width 1 (airbench94's)
 WHITEN_SIZE = 2  # patch size of the whitening layer: 2x2x3 = 12 dimensions, so 24 filters with the negations
@@ -203,9 +204,7 @@ def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float
     _check_net_args(width, logit_scale, widths, activation)
     channels = [max(8, int(round(w * width))) for w in widths]
     inputs = keras.Input(input_shape)
-    x = inputs
-    for layer in augmentation:
-        x = layer(x)
+    x = augmented(inputs, augmentation)
     d = 2 * WHITEN_SIZE * WHITEN_SIZE * input_shape[-1]
     if whiten:
         x = PatchWhitening(WHITEN_SIZE, use_bias=whiten_bias, name="whiten")(x)
