@@ -57,6 +57,14 @@ def test_seed_ensemble_refuses_runs_on_different_test_images(two_seeds, tmp_path
         RS.seed_ensemble([records[0], moved])
 
 
+def test_confused_pairs_count_both_directions_and_put_the_largest_first():
+    cm = np.array([[50, 3, 1], [6, 40, 0], [2, 9, 30]])
+    assert A.confused_pairs(cm, 2) == [(9, 0, 1), (9, 1, 2)]
+    assert A.confused_pairs(cm)[-1] == (3, 0, 2)
+    with pytest.raises(ValueError, match="square"):
+        A.confused_pairs(np.zeros((2, 3)))
+
+
 def test_per_class_accuracy():
     cm = np.array([[8, 2], [1, 9]])
     np.testing.assert_allclose(A.per_class_accuracy(cm), [0.8, 0.9])

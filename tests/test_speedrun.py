@@ -71,6 +71,8 @@ def test_speedrun_net_and_its_ablations():
     plain = S.SpeedrunBuild(width=0.25).but(whiten=False, batch_norm=False)(get_profile("smoke"), RC.RECIPES["adam"], 0)
     names = [l.name for l in plain.layers]
     assert "whiten_conv" in names and "whiten" not in names and not any("bn" in n for n in names)
+    assert S.SpeedrunBuild().but(whiten=False, batch_norm=False).describe() == "화이트닝 없음 · He 초기화 · BN 없음 · 로짓 x0.111 · gelu"
+    assert S.AIRBENCH.describe() == "화이트닝 + 학습되는 편향 · Dirac 초기화 · BN (배율 없음, ε 1e-12) · 로짓 x0.111 · gelu"
     with pytest.raises(ValueError, match="unknown SpeedrunBuild field 'whitening'"):
         S.SpeedrunBuild().but(whitening=False)
     with pytest.raises(ValueError, match="width must be a number in \\(0, 4\\], not 0"):

@@ -870,6 +870,17 @@ def per_class_accuracy(confusion) -> np.ndarray:
     return cm.diagonal() / totals
 
 
+def confused_pairs(confusion, k: int = 3) -> list[tuple[int, int, int]]:
+    """The ``k`` pairs of classes most often mistaken for each other, both directions counted together:
+    ``[(count, i, j), ...]`` with ``i < j``, most confused first."""
+    cm = np.asarray(confusion)
+    per_class_accuracy(cm)  # the same checks: square, counts, every class present
+    both = cm + cm.T
+    pairs = sorted(((int(both[i, j]), i, j) for i in range(len(cm)) for j in range(i + 1, len(cm))),
+                   key=lambda p: (-p[0], p[1], p[2]))
+    return pairs[:k]
+
+
 def training_seconds(train_flops_per_image: float, images: int, peak_tflops: float, utilization: float) -> float:
     """Time to push ``images`` training images through a device of ``peak_tflops`` at a fraction
     ``utilization`` of its peak (model FLOPs utilisation, MFU): images x FLOPs / (peak x MFU)."""

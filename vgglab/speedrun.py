@@ -169,8 +169,9 @@ class SpeedrunBuild:
         return replace(self, **changes)
 
     def describe(self) -> str:
-        parts = ["화이트닝" if self.whiten else "화이트닝 없음", "BN" if self.batch_norm else "BN 없음",
-                 f"로짓 x{self.logit_scale:.3g}", self.activation]
+        whiten = ("화이트닝" + (" + 학습되는 편향" if self.whiten_bias else "")) if self.whiten else "화이트닝 없음"
+        bn = ("BN" if self.bn_scale else f"BN (배율 없음, ε {self.bn_epsilon:g})") if self.batch_norm else "BN 없음"
+        parts = [whiten, "Dirac 초기화" if self.dirac else "He 초기화", bn, f"로짓 x{self.logit_scale:.3g}", self.activation]
         return " · ".join(parts)
 
     def __call__(self, profile, recipe, seed: int) -> keras.Model:
