@@ -18,7 +18,8 @@ def test_the_declared_runs_are_valid_and_in_distinct_folders():
 
 @pytest.mark.parametrize("kwargs, needle", [({"folder": "/abs"}, "'/abs'"), ({"experiment": "nope"}, "'nope'"),
                                             ({"precision": "auto"}, "'auto'"), ({"seed": -1}, "-1"),
-                                            ({"epochs": 0}, "not 0"), ({"train_size": 0}, "not 0")])
+                                            ({"epochs": 0}, "not 0"), ({"train_size": 0}, "not 0"),
+                                            ({"test_scales": (32, 32)}, "distinct test scales")])
 def test_bad_declarations_are_refused_by_name(kwargs, needle):
     args = {"folder": "x/seed-0", "experiment": "basic-cnn", **kwargs}
     with pytest.raises(ValueError, match=needle.replace("(", r"\(")):

@@ -271,3 +271,26 @@ def test_keep_model_returns_the_trained_model(tmp_path):
     assert EV.evaluate(model, splits.x_test, splits.y_test)["test_accuracy"] == record["test_accuracy"]
     with pytest.raises(ValueError, match="had already finished, so no model was trained"):
         E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, resume=True, keep_model=True, log=lambda s: None)
+
+
+def test_scale_combos_name_each_scale_the_first_with_its_mirror_and_all_together():
+    combos = DE.scale_combos((32, 48, 64))
+    assert list(combos) == ["Q=32", "Q=48", "Q=64", "Q=32 + 뒤집기", "Q=32,48,64", "Q=32,48,64 + 뒤집기"]
+    assert combos["Q=32,48,64 + 뒤집기"] == [(q, f) for q in (32, 48, 64) for f in (False, True)]
+    assert list(DE.scale_combos((32,))) == ["Q=32", "Q=32 + 뒤집기"]
+    with pytest.raises(ValueError, match=r"distinct test scales such as \(32, 48, 64\), not \[32, 32\]"):
+        DE.scale_combos((32, 32))
+
+
+def test_a_run_with_test_scales_records_the_multiscale_accuracy(tmp_path):
+    exp = REG.EXPERIMENTS["vgg-a4-s32"].variant(
+        "tiny-scales", build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
+                                                 batch_norm=True, head="small", head_units=16),
+        epochs={"smoke": 1})
+    data = synthetic_cifar10(n_train=300, n_test=100)
+    record = E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, test_scales=(32, 48), log=lambda s: None)
+    acc = record["multiscale_accuracy"]
+    assert list(acc) == list(DE.scale_combos((32, 48))) and all(0 <= v <= 1 for v in acc.values())
+    assert abs(acc["Q=32"] - record["test_accuracy"]) <= 0.01  # Q = 32 is the trained model itself
+    with pytest.raises(ValueError, match="test scale Q must be a positive integer"):
+        E.run_experiment(exp, profile="smoke", data=data, test_scales=(0,), log=lambda s: None)

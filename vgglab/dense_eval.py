@@ -175,3 +175,25 @@ def combined_accuracy(scores: dict, y, combos: dict) -> dict:
             raise ValueError(f"scores are for {len(probs)} images but y has {len(y)} labels")
         out[name] = float(np.mean(probs.argmax(-1) == y))
     return out
+
+
+def scale_combos(sizes=(32, 48, 64)) -> dict:
+    """The combinations of test scales and flips a chapter compares: each Q alone, the first Q with its mirror, all
+    Q together, and all Q with their mirrors: ``{"Q=32": [(32, False)], ..., "Q=32,48,64 + 뒤집기": [...]}``."""
+    sizes = [positive_int(q, "test scale Q") for q in sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes must be distinct test scales such as (32, 48, 64), not {sizes!r}")
+    every = ",".join(map(str, sizes))
+    combos = {f"Q={q}": [(q, False)] for q in sizes}
+    combos[f"Q={sizes[0]} + 뒤집기"] = [(sizes[0], False), (sizes[0], True)]
+    if len(sizes) > 1:
+        combos[f"Q={every}"] = [(q, False) for q in sizes]
+        combos[f"Q={every} + 뒤집기"] = [(q, f) for q in sizes for f in (False, True)]
+    return combos
+
+
+def multiscale_accuracy(model: keras.Model, x, y, sizes=(32, 48, 64)) -> dict:
+    """Dense evaluation of ``model`` at the test scales ``sizes``, with and without mirrored images, and the accuracy
+    of every combination of ``scale_combos(sizes)``: ``{"Q=32": 0.91, ..., "Q=32,48,64 + 뒤집기": 0.93}``."""
+    combos = scale_combos(sizes)
+    return combined_accuracy(dense_scores(model, x, sizes=tuple(sizes), flips=(False, True)), y, combos)

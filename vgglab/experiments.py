@@ -22,6 +22,7 @@ import numpy as np
 from vgglab import distribute, train
 from vgglab.data import (CIFAR10Data, channel_stats, content_key, load_for_profile, normalize, stratified_indices,
                          train_val_split)
+from vgglab.dense_eval import multiscale_accuracy, scale_combos
 from vgglab.evaluate import evaluate, no_retracing_warnings
 from vgglab.files import write_json
 from vgglab.records import PREDICTIONS_FILE, save_predictions
@@ -152,7 +153,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
                    out: str | os.PathLike | None = None, resume: bool = False, source=None, data=None,
                    progress_every: float | None = None, distribution=None, train_size: int | None = None,
                    precision: str = "float32", keep_model: bool = False, data_seed: int | None = None,
-                   log=print) -> "dict | Run":
+                   test_scales: tuple | None = None, log=print) -> "dict | Run":
     """Run a named experiment (or an ``Experiment``) and return its record (see ``RESULT_KEYS``).
 
     Args:
@@ -166,6 +167,9 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         keep_model: also return the trained model and the data it used, as a ``Run``.
         data_seed: the seed that picks the training subset and the validation split (default: ``seed``). Members of
             an ensemble that should differ only in their start and batch order share one ``data_seed``.
+        test_scales: also evaluate the trained VGG densely at these test scales Q, as the VGG paper did (say
+            ``(32, 48, 64)``), with and without mirrored images; the record's ``multiscale_accuracy`` holds the
+            accuracy of each combination (``vgglab.dense_eval.scale_combos``).
 
     Returns:
         The record: the experiment, profile, data, backend, device, precision, seed, per-epoch history, test
@@ -195,6 +199,8 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
         epochs = exp.epochs_for(prof)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
+    if test_scales is not None:
+        scale_combos(test_scales)
     seed = check_seed(seed)  # every argument is checked before anything is loaded or written
     data_seed = seed if data_seed is None else check_seed(data_seed, "data_seed")
     train.check_progress_every(progress_every)
@@ -227,6 +233,8 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
                     progress_every=progress_every, distribution=distribution, log=log)
         t_eval = time.perf_counter()
         test = evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
+        if test_scales is not None:
+            test["multiscale_accuracy"] = multiscale_accuracy(model, splits.x_test, splits.y_test, test_scales)
         eval_seconds = time.perf_counter() - t_eval
         probabilities = test.pop("probabilities")
     if exp.recipe.tta:

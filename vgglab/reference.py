@@ -34,6 +34,7 @@ class ReferenceRun:
     precision: str = "mixed_bfloat16"  # named, not "auto", so that a resume elsewhere keeps the same policy
     epochs: int | None = None  # None: the experiment's epochs for the profile
     train_size: int | None = None  # None: every training image the profile gives (45,000 for gpu)
+    test_scales: tuple | None = None  # also evaluate densely at these test scales Q (the VGG paper's multi-scale test)
 
     def __post_init__(self):
         from vgglab.registry import get_experiment
@@ -46,6 +47,10 @@ class ReferenceRun:
         if self.precision not in PRECISIONS or self.precision == "auto":
             raise ValueError(f"precision must be one of {', '.join(p for p in PRECISIONS if p != 'auto')}, "
                              f"not {self.precision!r}")
+        if self.test_scales is not None:
+            from vgglab.dense_eval import scale_combos
+
+            scale_combos(self.test_scales)
         for label in ("epochs", "train_size"):
             v = getattr(self, label)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -72,6 +77,10 @@ REFERENCE_RUNS: tuple[ReferenceRun, ...] = (
     *(ReferenceRun(f"stack/{arm}/seed-{s}", f"stack-{arm}", s, epochs=15) for s in (0, 1, 2) for arm in ("3x3", "7x7")),
     # Chapter 15: airbench94 without its patch whitening, at full scale (10 epochs of 45,000 images), 3 seeds.
     *_seeds("speedrun94-no-whiten", "speedrun94-no-whiten", (0, 1, 2)),
+    # Chapter 05: scale jittering against a fixed training scale, trained on all 45,000 images for 15 epochs at width 1
+    # and tested densely at Q = 32, 48 and 64 with and without mirrored images, 3 seeds each.
+    *(ReferenceRun(f"scale/{arm}/seed-{s}", f"vgg-a4-{arm}", s, epochs=15, test_scales=(32, 48, 64))
+      for s in (0, 1, 2) for arm in ("s32", "jitter")),
 )
 
 
@@ -111,7 +120,7 @@ def run_queue(runs=REFERENCE_RUNS, root: str | Path = RESULTS_DIR, *, only: str 
         t0 = time.perf_counter()
         record = run_experiment(run.experiment, profile=run.profile, epochs=run.epochs, seed=run.seed,
                                 out=Path(root) / run.folder, resume=True, source=source, progress_every=60.0,
-                                precision=run.precision, train_size=run.train_size, log=log)
+                                precision=run.precision, train_size=run.train_size, test_scales=run.test_scales, log=log)
         log(f"[{i}/{len(todo)}] {run.folder}: 끝 · 테스트 정확도 {record['test_accuracy']:.2%} · "
             f"이번 프로세스 {(time.perf_counter() - t0) / 60:.1f}분 · 학습 누적 {record['train_seconds'] / 60:.1f}분")
         finished.append(record)
