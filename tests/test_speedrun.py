@@ -253,3 +253,60 @@ def test_speedrun94_resumed_after_the_lookahead_began_ends_like_an_uninterrupted
     resumed = train(tmp_path / "c.npz", resume=True)
     for a, b in zip(whole, resumed):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_keeps_its_value():
+    import keras
+
+    layer = S.PatchWhitening(use_bias=True, bias_epochs=2)
+    x = _images(4)
+    layer.build(x.shape)
+    layer.bias.assign(np.arange(24, dtype=np.float32))
+    for epoch in (0, 1):
+        layer.begin_epoch(epoch)
+        assert float(layer.bias_gate.numpy()) == 1.0
+    before = np.asarray(layer(x))
+    layer.begin_epoch(2)
+    np.testing.assert_array_equal(np.asarray(layer.frozen_bias), np.arange(24))
+    layer.bias.assign(np.zeros(24, np.float32))  # what the optimiser might still do to it no longer shows
+    np.testing.assert_allclose(np.asarray(layer(x)), before, atol=1e-6)
+    layer.begin_epoch(3)  # a later epoch (or a resume) keeps the value frozen at epoch 2
+    np.testing.assert_array_equal(np.asarray(layer.frozen_bias), np.arange(24))
+    with pytest.raises(ValueError, match="bias_epochs must be an epoch count .* not 3"):
+        S.PatchWhitening(use_bias=False, bias_epochs=3)
+    assert keras.layers.deserialize(keras.layers.serialize(layer)).bias_epochs == 2
+
+
+def test_the_training_loop_freezes_the_whitening_bias_after_its_epochs():
+    exp = REG.get_experiment("speedrun94-fixes").variant("tiny-fixes", epochs={"smoke": 2},
+                                                         build=REG.SPEEDRUN94_FIXES.build.but(whiten_bias_epochs=1, width=0.125))
+    data = D.synthetic_cifar10(n_train=256, n_test=64)
+    _, model, _ = E.run_experiment(exp, profile="smoke", data=data, keep_model=True, log=lambda s: None)
+    whiten = model.get_layer("whiten")
+    assert float(whiten.bias_gate.numpy()) == 0.0 and np.abs(np.asarray(whiten.frozen_bias)).max() > 0
+
+
+def test_decay_shifts_decays_batch_norm_shifts_as_the_kernels_and_runs_keep_their_settings():
+    import keras
+
+    def beta_after_one_step(decay_shifts):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(beta_initializer="ones")])
+        recipe = RC.Recipe("t", "sgd", 0.1, weight_decay=0.5, bias_lr_scale=64.0, decay_shifts=decay_shifts)
+        opt = RC.make_optimizer(recipe, 10)
+        opt.apply_gradients([(np.zeros(4, np.float32), v) for v in model.trainable_variables])
+        return np.asarray(model.layers[0].beta)
+
+    np.testing.assert_allclose(beta_after_one_step(False), 1.0)
+    np.testing.assert_allclose(beta_after_one_step(True), 1.0 - 0.1 * 0.5, rtol=1e-5)  # lr x decay, not 64 x lr
+    fixes, base = REG.get_experiment("speedrun94-fixes"), REG.get_experiment("speedrun94")
+    gpu = get_profile("gpu")
+    assert E.run_config(fixes, gpu, 10, 0, "d", "s")["recipe"]["decay_shifts"] is True
+    assert "decay_shifts" not in E.run_config(base, gpu, 10, 0, "d", "s")["recipe"]  # as before the field existed
+    with pytest.raises(ValueError, match="decay_shifts must be True or False, not 'yes'"):
+        RC.Recipe("t", "sgd", 0.1, decay_shifts="yes")
+
+
+def test_the_torch_head_init_is_uniform_within_one_over_root_fan_in():
+    net = S.speedrun_net(width=0.25, head_init="torch")
+    w = np.asarray(net.get_layer("logits").kernel)
+    assert 0.9 / np.sqrt(w.shape[0]) < np.abs(w).max() <= 1 / np.sqrt(w.shape[0])

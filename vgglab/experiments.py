@@ -108,7 +108,7 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
     config = {"experiment": exp.name, "profile": profile.name, "epochs": epochs, "seed": seed,
               "batch_size": batch_size(exp, profile), "width": profile.width,
               "train_size": exp.train_size.get(profile.name, profile.train_size), "val_size": profile.val_size,
-              "test_size": profile.test_size, "recipe": asdict(exp.recipe), "dataset": dataset,
+              "test_size": profile.test_size, "recipe": _recipe_config(exp.recipe), "dataset": dataset,
               "source_sha256": _source_id(source), "backend": keras.backend.backend()}
     if distribution is not None:
         config["distribution"] = distribute.describe(distribution)
@@ -117,6 +117,15 @@ def run_config(exp: Experiment, profile: Profile, epochs: int, seed: int, datase
     if data_seed is not None and data_seed != seed:
         config["data_seed"] = data_seed
     return json.loads(json.dumps(config))
+
+
+# Recipe fields added after records were first written, at the value that leaves a run as it was: left out of a run's
+# settings, so that a run started before they existed still resumes and its record still compares equal.
+_LATER_RECIPE_DEFAULTS = {"decay_shifts": False}
+
+
+def _recipe_config(recipe) -> dict:
+    return {k: v for k, v in asdict(recipe).items() if not (k in _LATER_RECIPE_DEFAULTS and v == _LATER_RECIPE_DEFAULTS[k])}
 
 
 def _source_id(source: str) -> str:

@@ -38,6 +38,7 @@ class Recipe:
     notes: str = ""
     bias_lr_scale: float = 1.0  # batch-norm shifts (beta) learn this many times faster than the other weights
     lookahead_from: int | None = None  # from this epoch on, keep an average of the weights (vgglab.train.Lookahead)
+    decay_shifts: bool = False  # weight decay on biases and batch-norm shifts too, as hard as on the kernels (airbench)
 
     def __post_init__(self):  # a recipe checks itself once, when it is made (dataclasses.replace too)
         _check(self)
@@ -95,6 +96,8 @@ def _check(recipe: Recipe) -> None:
         raise ValueError(f"bias_lr_scale must be a positive number, not {b!r}")
     if b != 1 and recipe.optimizer != "sgd":
         raise ValueError(f"bias_lr_scale {b!r} needs the sgd optimizer, not {recipe.optimizer!r}")
+    if not isinstance(recipe.decay_shifts, bool):
+        raise ValueError(f"decay_shifts must be True or False, not {recipe.decay_shifts!r}")
     la = recipe.lookahead_from
     if la is not None and (isinstance(la, bool) or not isinstance(la, int) or la < 0):
         raise ValueError(f"lookahead_from must be an epoch number (0 or more) or None, not {la!r}")
@@ -181,6 +184,6 @@ def make_optimizer(recipe: Recipe, steps: int):
         opt = keras.optimizers.Adam(lr, **kw)
     else:
         opt = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay or 1e-4)
-    if recipe.weight_decay:  # decay the kernels only, not biases or batch-norm scales
-        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    if recipe.weight_decay:  # decay the kernels only, not biases or batch-norm scales (unless decay_shifts)
+        opt.exclude_from_weight_decay(var_names=["gamma"] if recipe.decay_shifts else ["bias", "gamma", "beta"])
     return opt

@@ -68,13 +68,20 @@ class PatchWhitening(layers.Layer):
 
     Before ``adapt`` the filters pick out single pixel values (and their negations); ``adapt(x)`` sets them
     from the patch covariance of the images ``x`` (``whitening_filters``). The filters are never trained.
+    With ``use_bias`` a bias after the filters is trained; with ``bias_epochs`` too, only for that many epochs
+    (airbench: 3): from then on the layer adds the bias as it was (the training loop calls ``begin_epoch``).
     """
 
-    def __init__(self, size: int = WHITEN_SIZE, eps: float = WHITEN_EPS, use_bias: bool = False, **kwargs):
+    def __init__(self, size: int = WHITEN_SIZE, eps: float = WHITEN_EPS, use_bias: bool = False,
+                 bias_epochs: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"whitening patch size must be a positive integer, not {size!r}")
+        if bias_epochs is not None and (not use_bias or isinstance(bias_epochs, bool)
+                                        or not isinstance(bias_epochs, (int, np.integer)) or bias_epochs < 0):
+            raise ValueError(f"bias_epochs must be an epoch count (0 or more) with use_bias=True, not {bias_epochs!r}")
         self.size, self.eps, self.use_bias, self.adapted = int(size), float(eps), bool(use_bias), False
+        self.bias_epochs = None if bias_epochs is None else int(bias_epochs)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -83,6 +90,15 @@ class PatchWhitening(layers.Layer):
         self.kernel = self.add_weight(shape=(self.size, self.size, channels, 2 * d), trainable=False, name="kernel",
                                       initializer=keras.initializers.Constant(np.concatenate([identity, -identity], -1)))
         self.bias = self.add_weight(shape=(2 * d,), initializer="zeros", name="bias") if self.use_bias else None
+        if self.bias_epochs is not None:  # 1 while the bias trains; then 0, and the layer adds frozen_bias instead
+            self.bias_gate = self.add_weight(shape=(), initializer="ones", trainable=False, name="bias_gate")
+            self.frozen_bias = self.add_weight(shape=(2 * d,), initializer="zeros", trainable=False, name="frozen_bias")
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Freeze the bias at the start of epoch ``bias_epochs`` (0-based), keeping the value it reached."""
+        if self.bias_epochs is not None and epoch >= self.bias_epochs and float(self.bias_gate.numpy()) == 1.0:
+            self.frozen_bias.assign(self.bias)
+            self.bias_gate.assign(0.0)
 
     def adapt(self, x, seed: int = 0) -> "PatchWhitening":
         x = np.asarray(x)
@@ -96,7 +112,12 @@ class PatchWhitening(layers.Layer):
 
     def call(self, x):
         y = ops.conv(x, ops.cast(self.kernel, x.dtype), padding="valid")
-        return y + ops.cast(self.bias, x.dtype) if self.use_bias else y
+        if not self.use_bias:
+            return y
+        bias = self.bias
+        if self.bias_epochs is not None:
+            bias = self.bias_gate * bias + (1.0 - self.bias_gate) * self.frozen_bias
+        return y + ops.cast(bias, x.dtype)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -105,7 +126,8 @@ class PatchWhitening(layers.Layer):
         return (n, shrink(h), shrink(w), 2 * d)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "eps": self.eps, "use_bias": self.use_bias}
+        return {**super().get_config(), "size": self.size, "eps": self.eps, "use_bias": self.use_bias,
+                "bias_epochs": self.bias_epochs}
 
 
 @keras.saving.register_keras_serializable(package="vgglab")
@@ -157,6 +179,8 @@ class SpeedrunBuild:
     bn_scale: bool = True  # False: batch normalisation shifts but does not scale (its gamma stays 1)
     bn_epsilon: float = BN_EPSILON
     whiten_bias: bool = False  # a learned bias after the whitening filters
+    whiten_bias_epochs: int | None = None  # train that bias for this many epochs only, then freeze it (airbench: 3)
+    head_init: str = "glorot_uniform"  # "torch": uniform in ±1/sqrt(fan_in), PyTorch's default for nn.Linear
 
     def __post_init__(self):
         _check_net_args(1.0 if self.width is None else self.width, self.logit_scale, self.widths, self.activation)
@@ -169,16 +193,21 @@ class SpeedrunBuild:
         return replace(self, **changes)
 
     def describe(self) -> str:
-        whiten = ("화이트닝" + (" + 학습되는 편향" if self.whiten_bias else "")) if self.whiten else "화이트닝 없음"
+        bias = "" if not self.whiten_bias else " + 학습되는 편향" + (
+            f" ({self.whiten_bias_epochs} 에포크 뒤 고정)" if self.whiten_bias_epochs is not None else "")
+        whiten = "화이트닝" + bias if self.whiten else "화이트닝 없음"
         bn = ("BN" if self.bn_scale else f"BN (배율 없음, ε {self.bn_epsilon:g})") if self.batch_norm else "BN 없음"
         parts = [whiten, "Dirac 초기화" if self.dirac else "He 초기화", bn, f"로짓 x{self.logit_scale:.3g}", self.activation]
+        if self.head_init == "torch":
+            parts.append("출력층 PyTorch 초기화")
         return " · ".join(parts)
 
     def __call__(self, profile, recipe, seed: int) -> keras.Model:
         return speedrun_net(width=self.width if self.width is not None else profile.width,
                             whiten=self.whiten, batch_norm=self.batch_norm, logit_scale=self.logit_scale,
                             activation=self.activation, widths=self.widths, dirac=self.dirac, bn_scale=self.bn_scale,
-                            bn_epsilon=self.bn_epsilon, whiten_bias=self.whiten_bias, seed=seed,
+                            bn_epsilon=self.bn_epsilon, whiten_bias=self.whiten_bias,
+                            whiten_bias_epochs=self.whiten_bias_epochs, head_init=self.head_init, seed=seed,
                             augmentation=augmentation_layers(recipe, seed))
 
 
@@ -199,7 +228,8 @@ def _check_net_args(width, logit_scale, widths, activation) -> None:
 def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1.0, whiten: bool = True,
                  batch_norm: bool = True, logit_scale: float = LOGIT_SCALE, activation: str = ACTIVATION,
                  widths=WIDTHS, dirac: bool = False, bn_scale: bool = True, bn_epsilon: float = BN_EPSILON,
-                 whiten_bias: bool = False, seed: int = 0, augmentation=(), name: str = "speedrun") -> keras.Model:
+                 whiten_bias: bool = False, whiten_bias_epochs: int | None = None, head_init: str = "glorot_uniform",
+                 seed: int = 0, augmentation=(), name: str = "speedrun") -> keras.Model:
     """The speed-run network (see the module's text). ``width`` scales ``widths``; ``whiten=False`` puts a trained
     2x2 convolution with as many filters in place of the whitening layer."""
     _check_net_args(width, logit_scale, widths, activation)
@@ -208,7 +238,7 @@ def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float
     x = augmented(inputs, augmentation)
     d = 2 * WHITEN_SIZE * WHITEN_SIZE * input_shape[-1]
     if whiten:
-        x = PatchWhitening(WHITEN_SIZE, use_bias=whiten_bias, name="whiten")(x)
+        x = PatchWhitening(WHITEN_SIZE, use_bias=whiten_bias, bias_epochs=whiten_bias_epochs, name="whiten")(x)
     else:
         x = layers.Conv2D(d, WHITEN_SIZE, padding="valid", kernel_initializer="he_normal", name="whiten_conv")(x)
     x = layers.Activation(activation, name="whiten_act")(x)
@@ -229,7 +259,9 @@ def speedrun_net(*, input_shape=(32, 32, 3), num_classes: int = 10, width: float
             x = bn(f"block{b}_bn2")(x)
         x = layers.Activation(activation, name=f"block{b}_act2")(x)
     x = layers.GlobalMaxPooling2D(name="global_pool")(x)
-    x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
+    head_init = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed) if head_init == "torch" \
+        else head_init  # 1/3 of fan-in variance, uniform: the bound 1/sqrt(fan_in) of PyTorch's nn.Linear
+    x = layers.Dense(num_classes, use_bias=False, kernel_initializer=head_init, name="logits")(x)
     x = layers.Rescaling(logit_scale, name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)

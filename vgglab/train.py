@@ -269,6 +269,9 @@ def _fit(model, run: _Loop) -> FitResult:
         if lookahead is not None:
             lookahead.set_model(model)
             lookahead.begin_epoch(epoch)
+        for layer in model.layers:  # layers that change with the epoch (the speed run's whitening bias freezes)
+            if callable(getattr(layer, "begin_epoch", None)):
+                layer.begin_epoch(epoch)
         x_epoch = epoch_augment(run.x, recipe.augment, run.seed, epoch)
         h = model.fit(x_epoch[order], onehot[order], batch_size=run.batch_size, epochs=1, shuffle=False, verbose=0,
                       callbacks=callbacks)
