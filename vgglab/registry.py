@@ -451,7 +451,7 @@ AIRBENCH_RECIPE = Recipe("airbench94", "sgd", 11.5 / (1 + 1 / (1 - 0.85)), momen
                            label_smoothing=0.2, augment=("flip-alternating", "translate-reflect"),
                            normalization="standardize", tta=("flip", "translate"), bias_lr_scale=64.0,
                            lookahead_from=3, notes="airbench94의 레시피: 네스테로프 SGD 0.85, 삼각형 학습률, "
-                           "BN 이동값 64배 학습률, 3 에포크부터 룩어헤드 평균, 교대 뒤집기+반사 이동 2픽셀, 뒤집기+이동 TTA")
+                           "BN 편향 64배 학습률, 3 에포크부터 룩어헤드 평균, 교대 뒤집기+반사 이동 2픽셀, 뒤집기+이동 TTA")
 SPEEDRUN94 = Experiment(
     "speedrun94", "빠르게 학습하기: airbench94의 네트워크와 레시피 전부", AIRBENCH, AIRBENCH_RECIPE,
     {"smoke": 2, "cpu": 4, "gpu": 10}, {"smoke": 1_000, "cpu": 5_000}, {"smoke": 128, "cpu": 256, "gpu": 1024})
@@ -460,7 +460,7 @@ SPEEDRUN94 = Experiment(
 # nn.Linear, and the weight decay's steady state under Nesterov momentum, 0.001996 / (1 - 0.85) = 0.0133 of each weight
 # per step at the peak, not 0.0153.
 SPEEDRUN94_FIXES = SPEEDRUN94.variant(
-    "speedrun94-fixes", "빠르게 학습하기: airbench94와 다르던 곳을 맞춘 것 (BN 이동값 감쇠, 화이트닝 편향 3 에포크 뒤 고정, 출력층 초기화, 감쇠 크기)",
+    "speedrun94-fixes", "빠르게 학습하기: airbench94와 다르던 곳을 맞춘 것 (BN 편향 감쇠, 화이트닝 편향 3 에포크 뒤 고정, 출력층 초기화, 감쇠 크기)",
     build=AIRBENCH.but(whiten_bias_epochs=3, head_init="torch"), weight_decay=0.0133 / AIRBENCH_RECIPE.lr,
     decay_shifts=True)
 # airbench94 with a learned 2x2 convolution in place of its fixed patch whitening: the whitening ablation at full scale.
