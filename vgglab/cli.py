@@ -136,13 +136,14 @@ def _run_ladder(args) -> int:
 def _run_reference(args) -> int:
     """``reference``: list the reference runs, or work through the unfinished ones."""
     from vgglab import reference
+    from vgglab.tables import text_table
 
     if args.data not in (None, "synthetic") and not os.path.exists(args.data):
         raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
     if args.list:
-        for run in reference.REFERENCE_RUNS:
-            print(f"  {run.folder:<34} {run.experiment:<12} 시드 {run.seed} · {run.profile} · {run.precision} · "
-                  f"{reference.progress(run)}")
+        print(text_table(["폴더", "실험", "시드", "정밀도", "진행"],
+                         [[run.folder, run.experiment, run.seed, run.precision, reference.progress(run)]
+                          for run in reference.REFERENCE_RUNS], right=[2]))
         return 0
     reference.run_queue(only=args.only, source=args.data, log=lambda s: print(s, flush=True))
     return 0
