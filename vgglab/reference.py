@@ -84,6 +84,8 @@ REFERENCE_RUNS: tuple[ReferenceRun, ...] = (
     # and tested densely at Q = 32, 48 and 64 with and without mirrored images, 3 seeds each.
     *(ReferenceRun(f"scale/{arm}/seed-{s}", f"vgg-a4-{arm}", s, epochs=15, test_scales=(32, 48, 64))
       for s in (0, 1, 2) for arm in ("s32", "jitter")),
+    # Chapter 14: two more seeds of VGG-16-BN for the seed spread and the ensemble (each a few hours).
+    *_seeds("vgg16-full", "vgg16", (1, 2)),
 )
 
 
