@@ -63,6 +63,8 @@ def test_confused_pairs_count_both_directions_and_put_the_largest_first():
     assert A.confused_pairs(cm)[-1] == (3, 0, 2)
     with pytest.raises(ValueError, match="square"):
         A.confused_pairs(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="k must be a positive integer, not -1"):
+        A.confused_pairs(cm, -1)
 
 
 def test_per_class_accuracy():

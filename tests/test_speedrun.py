@@ -272,18 +272,31 @@ def test_the_whitening_bias_trains_for_its_epochs_then_keeps_its_value():
     np.testing.assert_allclose(np.asarray(layer(x)), before, atol=1e-6)
     layer.begin_epoch(3)  # a later epoch (or a resume) keeps the value frozen at epoch 2
     np.testing.assert_array_equal(np.asarray(layer.frozen_bias), np.arange(24))
-    with pytest.raises(ValueError, match="bias_epochs must be an epoch count .* not 3"):
+    with pytest.raises(ValueError, match="bias_epochs=3 freezes the whitening bias, so it needs use_bias=True"):
         S.PatchWhitening(use_bias=False, bias_epochs=3)
+    with pytest.raises(ValueError, match="bias_epochs must be an epoch count .* not -1"):
+        S.PatchWhitening(use_bias=True, bias_epochs=-1)
+    with pytest.raises(ValueError, match="whiten_bias_epochs=3 needs whiten=True and whiten_bias=True"):
+        S.SpeedrunBuild(whiten_bias_epochs=3)
+    with pytest.raises(ValueError, match="head_init must be one of glorot_uniform, torch, not 'kaiming'"):
+        S.SpeedrunBuild(head_init="kaiming")
     assert keras.layers.deserialize(keras.layers.serialize(layer)).bias_epochs == 2
 
 
-def test_the_training_loop_freezes_the_whitening_bias_after_its_epochs():
-    exp = REG.get_experiment("speedrun94-fixes").variant("tiny-fixes", epochs={"smoke": 2},
-                                                         build=REG.SPEEDRUN94_FIXES.build.but(whiten_bias_epochs=1, width=0.125))
+def test_the_training_loop_freezes_the_whitening_bias_and_the_lookahead_average_leaves_the_freeze_alone():
+    # the bias freezes at epoch 2, after the Lookahead average began at epoch 1: the average must not pull the
+    # freeze's bookkeeping back towards "trainable"
+    exp = REG.get_experiment("speedrun94-fixes").variant(
+        "tiny-fixes", epochs={"smoke": 3}, lookahead_from=1,
+        build=REG.SPEEDRUN94_FIXES.build.but(whiten_bias_epochs=2, width=0.125))
     data = D.synthetic_cifar10(n_train=256, n_test=64)
     _, model, _ = E.run_experiment(exp, profile="smoke", data=data, keep_model=True, log=lambda s: None)
     whiten = model.get_layer("whiten")
-    assert float(whiten.bias_gate.numpy()) == 0.0 and np.abs(np.asarray(whiten.frozen_bias)).max() > 0
+    assert float(np.asarray(whiten.bias_gate)) == 0.0 and np.abs(np.asarray(whiten.frozen_bias)).max() > 0
+    la = T.Lookahead(0, 10, 5)
+    la.set_model(model)
+    averaged = {id(v) for v in la._variables()}
+    assert id(whiten.bias_gate) not in averaged and id(whiten.frozen_bias) not in averaged and id(whiten.bias) in averaged
 
 
 def test_decay_shifts_decays_batch_norm_shifts_as_the_kernels_and_runs_keep_their_settings():

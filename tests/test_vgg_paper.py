@@ -280,6 +280,8 @@ def test_scale_combos_name_each_scale_the_first_with_its_mirror_and_all_together
     assert list(DE.scale_combos((32,))) == ["Q=32", "Q=32 + 뒤집기"]
     with pytest.raises(ValueError, match=r"distinct test scales such as \(32, 48, 64\), not \[32, 32\]"):
         DE.scale_combos((32, 32))
+    with pytest.raises(ValueError, match="a tuple of test scales such as \\(32, 48, 64\\), not 32"):
+        DE.scale_combos(32)
 
 
 def test_a_run_with_test_scales_records_the_multiscale_accuracy(tmp_path):
@@ -291,6 +293,31 @@ def test_a_run_with_test_scales_records_the_multiscale_accuracy(tmp_path):
     record = E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, test_scales=(32, 48), log=lambda s: None)
     acc = record["multiscale_accuracy"]
     assert list(acc) == list(DE.scale_combos((32, 48))) and all(0 <= v <= 1 for v in acc.values())
-    assert abs(acc["Q=32"] - record["test_accuracy"]) <= 0.01  # Q = 32 is the trained model itself
+    assert acc["Q=32"] == record["test_accuracy"] and record["multiscale_seconds"] > 0  # Q = 32: the model itself
     with pytest.raises(ValueError, match="test scale Q must be a positive integer"):
         E.run_experiment(exp, profile="smoke", data=data, test_scales=(0,), log=lambda s: None)
+    plain = tmp_path / "plain"
+    E.run_experiment(exp, profile="smoke", data=data, out=plain, log=lambda s: None)
+    with pytest.raises(ValueError, match="had already finished without test_scales"):
+        E.run_experiment(exp, profile="smoke", data=data, out=plain, resume=True, test_scales=(32,), log=lambda s: None)
+
+
+def test_a_model_that_cannot_be_tested_densely_fails_before_training():
+    lines = []
+    with pytest.raises(ValueError, match="flatten"):
+        E.run_experiment("speedrun", profile="smoke", data=synthetic_cifar10(n_train=64, n_test=32), test_scales=(32,),
+                         log=lines.append)
+    assert not any("에포크 1/" in line for line in lines)
+
+
+def test_dense_scores_are_float32_under_mixed_precision():
+    from vgglab.runtime import precision_policy
+
+    with precision_policy("mixed_bfloat16"):
+        model = vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10, batch_norm=True, head="small",
+                    head_units=16)
+        x = _x((6, 32, 32, 3))
+        scores = DE.dense_scores(model, x, sizes=(32, 48), flips=(False, True))
+        fc = np.asarray(model.predict(x, verbose=0), "float32")
+    assert all(s.dtype == np.float32 for s in scores.values())
+    np.testing.assert_allclose(scores[(32, False)], fc, atol=1e-2)

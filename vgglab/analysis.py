@@ -873,6 +873,7 @@ def per_class_accuracy(confusion) -> np.ndarray:
 def confused_pairs(confusion, k: int = 3) -> list[tuple[int, int, int]]:
     """The ``k`` pairs of classes most often mistaken for each other, both directions counted together:
     ``[(count, i, j), ...]`` with ``i < j``, most confused first."""
+    positive_int(k, "k")
     cm = np.asarray(confusion)
     per_class_accuracy(cm)  # the same checks: square, counts, every class present
     both = cm + cm.T

@@ -141,9 +141,9 @@ def _run_reference(args) -> int:
     if args.data not in (None, "synthetic") and not os.path.exists(args.data):
         raise FileNotFoundError(f"CIFAR-10 source not found: {args.data!r}")
     if args.list:
-        print(text_table(["폴더", "실험", "시드", "정밀도", "진행"],
-                         [[run.folder, run.experiment, run.seed, run.precision, reference.progress(run)]
-                          for run in reference.REFERENCE_RUNS], right=[2]))
+        print(text_table(["폴더", "실험", "시드", "프로파일", "에포크", "정밀도", "진행"],
+                         [[run.folder, run.experiment, run.seed, run.profile, run.epochs or "실험의 값", run.precision,
+                           reference.progress(run)] for run in reference.REFERENCE_RUNS], right=[2, 4]))
         return 0
     reference.run_queue(only=args.only, source=args.data, log=lambda s: print(s, flush=True))
     return 0

@@ -107,7 +107,7 @@ def to_fully_convolutional(model: keras.Model, input_shape=None, name: str | Non
             continue
         weights = layer.get_weights()
         conv = layers.Conv2D(layer.units, kernel, activation=layer.activation, use_bias=layer.use_bias,
-                             name=layer.name)
+                             name=layer.name, dtype=layer.dtype_policy)
         x = conv(x)
         w = weights[0].reshape(*kernel, -1, layer.units)  # Flatten is row-major over (rows, cols, channels)
         conv.set_weights([w, *weights[1:]])
@@ -149,7 +149,7 @@ def dense_scores(model: keras.Model, x, sizes=None, flips=(False,), batch_size: 
                 xb = x[i:i + chunk, :, ::-1] if flipped else x[i:i + chunk]
                 if shape != (h, w):
                     xb = ops.convert_to_numpy(ops.image.resize(xb, shape, interpolation="bilinear"))
-                parts.append(fcn.predict(xb, batch_size=batch_size, verbose=0).mean(axis=(1, 2)))
+                parts.append(np.asarray(fcn.predict(xb, batch_size=batch_size, verbose=0), "float32").mean(axis=(1, 2)))
             out[(int(q), bool(flipped))] = np.concatenate(parts)
         del fcn
     return out
@@ -180,6 +180,8 @@ def combined_accuracy(scores: dict, y, combos: dict) -> dict:
 def scale_combos(sizes=(32, 48, 64)) -> dict:
     """The combinations of test scales and flips a chapter compares: each Q alone, the first Q with its mirror, all
     Q together, and all Q with their mirrors: ``{"Q=32": [(32, False)], ..., "Q=32,48,64 + 뒤집기": [...]}``."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"sizes must be a tuple of test scales such as (32, 48, 64), not {sizes!r}")
     sizes = [positive_int(q, "test scale Q") for q in sizes]
     if not sizes or len(set(sizes)) != len(sizes):
         raise ValueError(f"sizes must be distinct test scales such as (32, 48, 64), not {sizes!r}")

@@ -22,7 +22,7 @@ import numpy as np
 from vgglab import distribute, train
 from vgglab.data import (CIFAR10Data, channel_stats, content_key, load_for_profile, normalize, stratified_indices,
                          train_val_split)
-from vgglab.dense_eval import multiscale_accuracy, scale_combos
+from vgglab.dense_eval import multiscale_accuracy, scale_combos, to_fully_convolutional
 from vgglab.evaluate import evaluate, no_retracing_warnings
 from vgglab.files import write_json
 from vgglab.records import PREDICTIONS_FILE, save_predictions
@@ -178,7 +178,7 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
             an ensemble that should differ only in their start and batch order share one ``data_seed``.
         test_scales: also evaluate the trained VGG densely at these test scales Q, as the VGG paper did (say
             ``(32, 48, 64)``), with and without mirrored images; the record's ``multiscale_accuracy`` holds the
-            accuracy of each combination (``vgglab.dense_eval.scale_combos``).
+            accuracy of each combination (``vgglab.dense_eval.scale_combos``) and ``multiscale_seconds`` its time.
 
     Returns:
         The record: the experiment, profile, data, backend, device, precision, seed, per-epoch history, test
@@ -222,6 +222,9 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     config = run_config(exp, prof, int(epochs), seed, data.name, data.source, distribution, precision, data_seed)
     ckpt, done = _prepare_out(Path(out), config, resume) if out is not None else (None, None)
     if done is not None:
+        if test_scales is not None and "multiscale_accuracy" not in done:
+            raise ValueError(f"the run in {str(out)!r} had already finished without test_scales, so it has no "
+                             "multi-scale accuracy; use another out directory")
         if keep_model:
             raise ValueError(f"the run in {str(out)!r} had already finished, so no model was trained; load it from its "
                              "checkpoint or use another out directory")
@@ -235,6 +238,8 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
     with distribute.scope(distribution), precision_policy(precision), no_retracing_warnings():
         model = exp.build(prof, exp.recipe, seed)
         adapted = adapt_layers(model, splits.x_train, seed)  # e.g. the speed run's patch whitening
+        for q in test_scales or ():  # a model that cannot be tested densely fails now, not after its training
+            to_fully_convolutional(model, (q, q, splits.x_train.shape[-1]))
         log(f"실험 {exp.name} ({exp.title}) · 프로파일 {prof.name} · 데이터 {data.name} · 학습 {len(splits.y_train):,}장"
             f" · 검증 {len(splits.y_val):,}장 · 테스트 {len(splits.y_test):,}장 · 파라미터 {model.count_params():,}개")
         fit = train.fit(model, splits.x_train, splits.y_train, splits.x_val, splits.y_val, recipe=exp.recipe,
@@ -242,9 +247,11 @@ def run_experiment(name: "str | Experiment", *, profile: str | Profile | None = 
                     progress_every=progress_every, distribution=distribution, log=log)
         t_eval = time.perf_counter()
         test = evaluate(model, splits.x_test, splits.y_test, tta=exp.recipe.tta, probabilities=True)
-        if test_scales is not None:
-            test["multiscale_accuracy"] = multiscale_accuracy(model, splits.x_test, splits.y_test, test_scales)
         eval_seconds = time.perf_counter() - t_eval
+        if test_scales is not None:
+            t_scales = time.perf_counter()
+            test["multiscale_accuracy"] = multiscale_accuracy(model, splits.x_test, splits.y_test, test_scales)
+            test["multiscale_seconds"] = round(time.perf_counter() - t_scales, 2)
         probabilities = test.pop("probabilities")
     if exp.recipe.tta:
         log(f"테스트 정확도 {test['test_accuracy']:.1%} (TTA {'+'.join(exp.recipe.tta)}; 없이는 "

@@ -77,9 +77,11 @@ class PatchWhitening(layers.Layer):
         super().__init__(**kwargs)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"whitening patch size must be a positive integer, not {size!r}")
-        if bias_epochs is not None and (not use_bias or isinstance(bias_epochs, bool)
-                                        or not isinstance(bias_epochs, (int, np.integer)) or bias_epochs < 0):
-            raise ValueError(f"bias_epochs must be an epoch count (0 or more) with use_bias=True, not {bias_epochs!r}")
+        if bias_epochs is not None and (isinstance(bias_epochs, bool) or not isinstance(bias_epochs, (int, np.integer))
+                                        or bias_epochs < 0):
+            raise ValueError(f"bias_epochs must be an epoch count (0 or more) or None, not {bias_epochs!r}")
+        if bias_epochs is not None and not use_bias:
+            raise ValueError(f"bias_epochs={bias_epochs!r} freezes the whitening bias, so it needs use_bias=True")
         self.size, self.eps, self.use_bias, self.adapted = int(size), float(eps), bool(use_bias), False
         self.bias_epochs = None if bias_epochs is None else int(bias_epochs)
 
@@ -94,9 +96,13 @@ class PatchWhitening(layers.Layer):
             self.bias_gate = self.add_weight(shape=(), initializer="ones", trainable=False, name="bias_gate")
             self.frozen_bias = self.add_weight(shape=(2 * d,), initializer="zeros", trainable=False, name="frozen_bias")
 
+    def unaveraged_variables(self) -> list:
+        """The freeze's bookkeeping, which a running average of the weights (``train.Lookahead``) must leave alone."""
+        return [self.bias_gate, self.frozen_bias] if self.bias_epochs is not None else []
+
     def begin_epoch(self, epoch: int) -> None:
         """Freeze the bias at the start of epoch ``bias_epochs`` (0-based), keeping the value it reached."""
-        if self.bias_epochs is not None and epoch >= self.bias_epochs and float(self.bias_gate.numpy()) == 1.0:
+        if self.bias_epochs is not None and epoch >= self.bias_epochs and float(ops.convert_to_numpy(self.bias_gate)) == 1.0:
             self.frozen_bias.assign(self.bias)
             self.bias_gate.assign(0.0)
 
@@ -165,6 +171,9 @@ def adapt_layers(model: keras.Model, x, seed: int = 0) -> list[str]:
     return done
 
 
+HEAD_INITS = ("glorot_uniform", "torch")  # the output layer's: Keras' default, or PyTorch's nn.Linear
+
+
 @dataclass(frozen=True)
 class SpeedrunBuild:
     """An ``Experiment.build`` for the speed-run network, with each trick a field an ablation can turn off."""
@@ -184,6 +193,10 @@ class SpeedrunBuild:
 
     def __post_init__(self):
         _check_net_args(1.0 if self.width is None else self.width, self.logit_scale, self.widths, self.activation)
+        if self.whiten_bias_epochs is not None and not (self.whiten and self.whiten_bias):
+            raise ValueError(f"whiten_bias_epochs={self.whiten_bias_epochs!r} needs whiten=True and whiten_bias=True")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {self.head_init!r}")
 
     def but(self, **changes) -> "SpeedrunBuild":
         unknown = sorted(set(changes) - set(self.__dataclass_fields__))

@@ -124,7 +124,7 @@ class Lookahead(keras.callbacks.Callback):
     towards the current weights by 1 - rho, and the weights are then set to that average; rho = base**every x
     (step / total_steps)**power grows over training, so the average moves fast at first and barely at the end.
     After each epoch the weights are set to the average. All float variables take part, the batch-norm statistics
-    too; the optimiser's do not."""
+    too, but not the optimiser's or those a layer lists in ``unaveraged_variables()``."""
 
     def __init__(self, start: int, total_steps: int, steps_per_epoch: int, every: int = 5, base: float = 0.95,
                  power: float = 3.0):
@@ -134,7 +134,8 @@ class Lookahead(keras.callbacks.Callback):
         self.epoch, self.average = 0, None
 
     def _variables(self):
-        return [v for v in self.model.variables if "float" in str(v.dtype)]
+        skip = {id(v) for layer in self.model.layers for v in getattr(layer, "unaveraged_variables", list)()}
+        return [v for v in self.model.variables if "float" in str(v.dtype) and id(v) not in skip]
 
     def begin_epoch(self, epoch: int) -> None:
         """Called by ``fit`` before each epoch. After the first averaged epoch the weights equal the average at an
