@@ -103,7 +103,7 @@ class PatchWhitening(layers.Layer):
     def begin_epoch(self, epoch: int) -> None:
         """Freeze the bias at the start of epoch ``bias_epochs`` (0-based), keeping the value it reached."""
         if self.bias_epochs is not None and epoch >= self.bias_epochs and float(ops.convert_to_numpy(self.bias_gate)) == 1.0:
-            self.frozen_bias.assign(self.bias)
+            self.frozen_bias.assign(ops.convert_to_numpy(self.bias))  # a copy: JAX must not see one buffer twice
             self.bias_gate.assign(0.0)
 
     def adapt(self, x, seed: int = 0) -> "PatchWhitening":
