@@ -260,11 +260,16 @@ def test_vgg_a4_experiments_build_convertible_models():
     assert to_fully_convolutional(model, (64, 64, 3)).output_shape == (None, 3, 3, 10)
 
 
-def test_keep_model_returns_the_trained_model(tmp_path):
-    exp = REG.EXPERIMENTS["vgg-a4-jitter"].variant(
-        "tiny", build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
-                                          batch_norm=True, head="small", head_units=16),
+def _tiny(base: str, name: str):
+    """``base`` with a two-block VGG and one smoke epoch: a run of the chapter's experiment that takes seconds."""
+    return REG.EXPERIMENTS[base].variant(
+        name, build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
+                                        batch_norm=True, head="small", head_units=16),
         epochs={"smoke": 1})
+
+
+def test_keep_model_returns_the_trained_model(tmp_path):
+    exp = _tiny("vgg-a4-jitter", "tiny")
     data = synthetic_cifar10(n_train=300, n_test=100)
     record, model, _ = E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, keep_model=True, log=lambda s: None)
     splits = E.prepare(data, E.get_profile("smoke"))
@@ -285,10 +290,7 @@ def test_scale_combos_name_each_scale_the_first_with_its_mirror_and_all_together
 
 
 def test_a_run_with_test_scales_records_the_multiscale_accuracy(tmp_path):
-    exp = REG.EXPERIMENTS["vgg-a4-s32"].variant(
-        "tiny-scales", build=lambda p, r, s: vgg([8, "M", 16, "M"], input_shape=(32, 32, 3), num_classes=10,
-                                                 batch_norm=True, head="small", head_units=16),
-        epochs={"smoke": 1})
+    exp = _tiny("vgg-a4-s32", "tiny-scales")
     data = synthetic_cifar10(n_train=300, n_test=100)
     record = E.run_experiment(exp, profile="smoke", data=data, out=tmp_path, test_scales=(32, 48), log=lambda s: None)
     acc = record["multiscale_accuracy"]
